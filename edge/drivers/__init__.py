@@ -1,0 +1,1 @@
+"""Field-bus drivers behind one interface, registered explicitly by protocol name."""

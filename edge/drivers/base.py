@@ -1,0 +1,78 @@
+"""The driver interface every field bus implements, and the explicit registry of drivers.
+
+A driver owns one device connection. ``__init__`` only validates (no I/O); ``connect`` opens the
+link and may be retried; ``read`` performs one poll of every tag and returns one sample per tag
+(per-tag failures as bad-quality samples); a lost link raises ``DeviceUnreachable`` so the
+coordinator can mark the whole device bad, back off and reconnect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from protocols.profile import Profile
+from protocols.wire import Sample, Value
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one device instance is reached; the profile says what it is."""
+
+    device_id: str
+    host: str = "127.0.0.1"
+    port: int = 502
+    unit_id: int = 1
+    endpoint_url: str | None = None  # OPC UA: opc.tcp://host:port/path
+    serial_port: str | None = None  # Modbus RTU
+    baudrate: int = 19200
+    username: str | None = None
+    password: str | None = None
+
+
+class Driver(Protocol):
+    """One device connection."""
+
+    async def connect(self) -> None:
+        """Open the link; raise DeviceUnreachable if the device cannot be reached."""
+
+    async def read(self) -> list[Sample]:
+        """One poll: a sample for every tag (bad quality where a tag failed)."""
+
+    async def write(self, metric: str, value: Value) -> None:
+        """Write one writable tag; raise DeviceRejected or DeviceUnreachable on failure."""
+
+    async def close(self) -> None:
+        """Close the link; never raises."""
+
+
+DriverFactory = Callable[[Profile, Endpoint], Driver]
+
+_REGISTRY: dict[str, DriverFactory] = {}
+
+
+def register(protocol: str, factory: DriverFactory) -> None:
+    """Register the driver for a profile protocol (``modbus_tcp``, ``opcua`` ...)."""
+    _REGISTRY[protocol] = factory
+
+
+def create_driver(profile: Profile, endpoint: Endpoint) -> Driver:
+    """Build the driver for a profile's protocol (the built-in drivers are registered on first use)."""
+    if not _REGISTRY:
+        _register_builtin()
+    try:
+        factory = _REGISTRY[profile.protocol]
+    except KeyError:
+        raise ValueError(
+            f"no driver for protocol {profile.protocol!r} (have: {', '.join(sorted(_REGISTRY))})"
+        ) from None
+    return factory(profile, endpoint)
+
+
+def _register_builtin() -> None:
+    from edge.drivers.modbus import ModbusDriver
+    from edge.drivers.opcua import OpcUaDriver
+
+    register("modbus_tcp", ModbusDriver)
+    register("opcua", OpcUaDriver)

@@ -1,0 +1,242 @@
+"""The device-profile schema: one machine model's protocol, tag map, states and quirks.
+
+A profile is data (``device_profiles/*.yaml``), validated here with errors that name the file,
+the YAML line and the field. A site's edge config names a profile and adds the instance's host,
+port and unit id; nothing instance-specific lives in a profile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from protocols.wire.messages import DataType, MetricDefinition
+from protocols.yaml_lines import validate_file, validate_yaml
+
+Protocol = Literal["modbus_tcp", "modbus_rtu", "opcua"]
+Role = Literal[
+    "state", "cycle_count", "good_count", "scrap_count", "fault_code",
+    "process_param", "vibration", "temperature", "info",
+]  # fmt: skip
+CanonicalState = Literal["running", "idle", "down", "setup", "planned_stop", "offline"]
+CANONICAL_STATES: tuple[str, ...] = ("running", "idle", "down", "setup", "planned_stop", "offline")
+Table = Literal["holding", "input", "coil", "discrete"]
+WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+
+# Roles a device has at most one of: the OEE and state engines rely on finding them.
+SINGLE_ROLES = ("state", "cycle_count", "good_count", "scrap_count", "fault_code")
+COUNTER_ROLES = ("cycle_count", "good_count", "scrap_count")
+REGISTER_WIDTH: dict[str, int] = {
+    "bool": 1, "bitfield": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,
+    "int64": 4, "uint64": 4, "float32": 2, "float64": 4,
+}  # fmt: skip
+
+_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    """Engineering limits of a process parameter (the range the process is meant to stay in)."""
+
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Limits:
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class Tag(_Strict):
+    """One named measurement: where it lives on the device and how to turn it into a value."""
+
+    name: str = Field(pattern=_NAME, description="metric name, snake_case")
+    role: Role = "info"
+    type: DataType
+    unit: str | None = None
+    description: str | None = None
+    # Modbus: which table and (profile-addressed) register or bit
+    table: Table | None = None
+    address: int | None = Field(default=None, ge=0, le=65535)
+    order: WordOrder | None = Field(default=None, description="32/64-bit word and byte order")
+    bit: int | None = Field(default=None, ge=0, le=15, description="bit of a 16-bit register")
+    length: int | None = Field(default=None, ge=1, le=125, description="registers of a string")
+    # OPC UA: node id, e.g. "ns=2;s=Press.Temperature" or "s=Press.Temperature" (profile namespace)
+    node: str | None = None
+    # value = raw * scale + offset (numeric types only)
+    scale: float = 1.0
+    offset: float = 0.0
+    deadband: float | None = Field(default=None, ge=0, description="absolute, engineering units")
+    limits: Limits | None = None
+    writable: bool = False
+
+    @property
+    def register_count(self) -> int:
+        """How many registers (or bits, for coils and discrete inputs) the tag spans."""
+        if self.table in ("coil", "discrete"):
+            return 1
+        if self.type == "string":
+            return self.length or 1
+        return REGISTER_WIDTH[self.type]
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type not in ("bool", "string")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Tag:
+        if self.type == "string" and self.length is None and self.node is None:
+            raise ValueError("a string tag on Modbus needs 'length' (registers, 2 chars each)")
+        if self.table in ("coil", "discrete") and self.type != "bool":
+            raise ValueError(f"a {self.table} holds one bit: its type must be bool")
+        if self.bit is not None and self.type not in ("bool", "bitfield"):
+            raise ValueError("'bit' applies to bool and bitfield tags only")
+        if self.table in ("holding", "input") and self.type == "bool" and self.bit is None:
+            raise ValueError("a bool in a register needs 'bit' (0-15)")
+        if (self.scale != 1.0 or self.offset != 0.0) and not self.is_numeric:
+            raise ValueError(f"scale/offset apply to numbers, not {self.type}")
+        if self.writable and self.table in ("input", "discrete"):
+            raise ValueError(f"{self.table} registers are read-only on Modbus")
+        return self
+
+    def definition(self) -> MetricDefinition:
+        """The metric definition this tag is published with in a birth message."""
+        limits = self.limits or Limits()
+        data_type: DataType = self.type
+        if self.type == "bitfield" and self.bit is not None:
+            data_type = "bool"
+        elif self.is_numeric and (self.scale != 1.0 or self.offset != 0.0):
+            data_type = "float64"
+        return MetricDefinition(
+            name=self.name,
+            data_type=data_type,
+            role=self.role,
+            unit=self.unit,
+            low_limit=limits.low,
+            high_limit=limits.high,
+            description=self.description,
+        )
+
+
+class ModbusOptions(_Strict):
+    addressing: Literal["zero_based", "one_based"] = "zero_based"
+    word_order: WordOrder = "ABCD"
+    max_gap: int = Field(default=8, ge=0, le=123, description="unmapped registers merged over")
+    max_registers_per_read: int = Field(default=125, ge=1, le=125)
+    max_bits_per_read: int = Field(default=2000, ge=1, le=2000)
+    timeout_s: float = Field(default=1.0, gt=0)
+
+
+class OpcUaOptions(_Strict):
+    namespace_uri: str | None = Field(
+        default=None, description="namespace of node ids written without 'ns=' (resolved at connect)"
+    )
+    subscribe: bool = True
+    sampling_interval_ms: int = Field(default=500, ge=0)
+    publishing_interval_ms: int = Field(default=500, ge=10)
+    timeout_s: float = Field(default=4.0, gt=0)
+
+
+class Workarounds(_Strict):
+    """Named device quirks, so code never says ``if model == ...``."""
+
+    single_register_reads: bool = Field(
+        default=False, description="the PLC answers one register per request only"
+    )
+    request_delay_ms: int = Field(default=0, ge=0, description="pause between two requests")
+    counter_rollover: int | None = Field(
+        default=None, gt=0, description="counters wrap to 0 after this value (not a reset)"
+    )
+
+
+class Profile(_Strict):
+    """A machine model: what an edge needs to read it and the cloud needs to understand it."""
+
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    vendor: str | None = None
+    description: str | None = None
+    protocol: Protocol
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    heartbeat_s: float = Field(default=30.0, gt=0, description="publish unchanged values this often")
+    ideal_cycle_time_s: float | None = Field(default=None, gt=0)
+    units_per_cycle: int = Field(default=1, ge=1, description="e.g. cavities of a mould")
+    states: dict[int, CanonicalState] = Field(default_factory=dict)
+    modbus: ModbusOptions | None = None
+    opcua: OpcUaOptions | None = None
+    workarounds: Workarounds = Field(default_factory=Workarounds)
+    tags: list[Tag] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        problems: list[str] = []
+        seen: set[str] = set()
+        for i, tag in enumerate(self.tags):
+            if tag.name in seen:
+                problems.append(f"tags[{i}].name: {tag.name!r} appears twice")
+            seen.add(tag.name)
+            if self.protocol == "opcua":
+                if tag.node is None:
+                    problems.append(f"tags[{i}] ({tag.name}): an OPC UA tag needs 'node'")
+                if tag.table is not None or tag.address is not None:
+                    problems.append(f"tags[{i}] ({tag.name}): 'table'/'address' are Modbus fields")
+            else:
+                if tag.table is None or tag.address is None:
+                    problems.append(f"tags[{i}] ({tag.name}): a Modbus tag needs 'table' and 'address'")
+                elif tag.address + tag.register_count > 65536:
+                    problems.append(f"tags[{i}] ({tag.name}): runs past register 65535")
+                if tag.node is not None:
+                    problems.append(f"tags[{i}] ({tag.name}): 'node' is an OPC UA field")
+        for role in SINGLE_ROLES:
+            holders = [t.name for t in self.tags if t.role == role]
+            if len(holders) > 1:
+                problems.append(f"role {role!r} is held by {holders}; a device has at most one")
+        if any(t.role == "state" for t in self.tags) and not self.states:
+            problems.append("a 'state' tag needs 'states': machine code -> canonical state")
+        if self.protocol == "opcua" and self.modbus is not None:
+            problems.append("'modbus' options on an OPC UA profile")
+        if self.protocol != "opcua" and self.opcua is not None:
+            problems.append("'opcua' options on a Modbus profile")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def modbus_options(self) -> ModbusOptions:
+        return self.modbus or ModbusOptions()
+
+    @property
+    def opcua_options(self) -> OpcUaOptions:
+        return self.opcua or OpcUaOptions()
+
+    def tag(self, name: str) -> Tag:
+        for tag in self.tags:
+            if tag.name == name:
+                return tag
+        raise KeyError(name)
+
+    def tag_with_role(self, role: str) -> Tag | None:
+        return next((t for t in self.tags if t.role == role), None)
+
+    def word_order(self, tag: Tag) -> WordOrder:
+        return tag.order or self.modbus_options.word_order
+
+    def state_of(self, code: object) -> str:
+        """The canonical state of a raw state code; unknown codes count as ``offline``."""
+        if isinstance(code, bool) or not isinstance(code, int | float):
+            return "offline"
+        return self.states.get(int(code), "offline")
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Load and validate one profile file (raises ProfileError naming file, line and field)."""
+    return validate_file(Profile, path)
+
+
+def parse_profile(text: str, source: str = "<profile>") -> Profile:
+    return validate_yaml(Profile, text, source)

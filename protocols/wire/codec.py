@@ -1,0 +1,395 @@
+"""Encoding and decoding of wire messages: JSON (schema v1) behind the ``WireCodec`` interface.
+
+Every payload is a JSON object with ``"v"`` (schema version) and ``"type"``. Decoding is strict:
+anything that breaks the contract raises ``WireError`` saying which field and why, so that the
+cloud can dead-letter it. ``envelope()`` reads just the session and sequence number, so that a
+message whose body is broken but whose envelope is valid can still be acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, get_args
+
+from protocols.errors import UnsupportedVersion, WireError
+from protocols.quality import REASON_NOT_FINITE, Quality
+from protocols.wire.messages import (
+    SCHEMA_VERSION,
+    SUPPORTED_VERSIONS,
+    AckMessage,
+    BirthMessage,
+    CommandMessage,
+    DataMessage,
+    DataType,
+    Event,
+    EventMessage,
+    Message,
+    MetricDefinition,
+    PresenceMessage,
+    Sample,
+    StatusMessage,
+    Value,
+)
+from protocols.wire.topics import TopicKind
+
+_DATA_TYPES = frozenset(get_args(DataType))
+_QUALITIES = {q.value: q for q in Quality}
+
+
+class WireCodec(Protocol):
+    """Turns messages into payload bytes and back. JSON v1 is the default; Sparkplug B can follow."""
+
+    content_type: str
+
+    def encode(self, message: Message) -> bytes: ...
+
+    def decode(self, kind: TopicKind, payload: bytes) -> Message: ...
+
+    def envelope(self, payload: bytes) -> tuple[str, int] | None: ...
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _sample(sample: Sample) -> dict[str, Any]:
+    out: dict[str, Any] = {"m": sample.metric, "t": sample.ts_ms, "v": sample.value}
+    value, quality, reason = sample.value, sample.quality, sample.reason
+    if isinstance(value, float) and not math.isfinite(value):
+        out["v"] = None
+        quality, reason = Quality.BAD, reason or REASON_NOT_FINITE
+    out["q"] = quality.value
+    if reason is not None:
+        out["r"] = reason
+    return out
+
+
+def _event(event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": event.kind, "t": event.ts_ms}
+    for key, value in (
+        ("metric", event.metric),
+        ("previous", event.previous),
+        ("current", event.current),
+        ("detail", event.detail),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _metric(metric: MetricDefinition) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": metric.name, "type": metric.data_type, "role": metric.role}
+    for key, value in (
+        ("unit", metric.unit),
+        ("low", metric.low_limit),
+        ("high", metric.high_limit),
+        ("description", metric.description),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """The JSON object of a message (schema v1)."""
+    head: dict[str, Any] = {"v": SCHEMA_VERSION}
+    match message:
+        case DataMessage():
+            return head | {
+                "type": "data",
+                "session": message.session,
+                "seq": message.seq,
+                "created": message.created_ms,
+                "historical": message.historical,
+                "samples": [_sample(s) for s in message.samples],
+            }
+        case EventMessage():
+            return head | {
+                "type": "event",
+                "session": message.session,
+                "seq": message.seq,
+                "created": message.created_ms,
+                "historical": message.historical,
+                "events": [_event(e) for e in message.events],
+            }
+        case BirthMessage():
+            return head | {
+                "type": "birth",
+                "session": message.session,
+                "created": message.created_ms,
+                "profile": message.profile,
+                "protocol": message.protocol,
+                "metrics": [_metric(m) for m in message.metrics],
+                "states": dict(message.state_map),
+                "ideal_cycle_time_s": message.ideal_cycle_time_s,
+                "units_per_cycle": message.units_per_cycle,
+                "area": message.area,
+                "line": message.line,
+            }
+        case StatusMessage():
+            return head | {
+                "type": "status",
+                "online": message.online,
+                "created": message.created_ms,
+                "session": message.session,
+                "health": dict(message.health),
+            }
+        case AckMessage():
+            return head | {
+                "type": "ack",
+                "created": message.created_ms,
+                "ranges": {s: [list(r) for r in rs] for s, rs in message.ranges.items()},
+            }
+        case CommandMessage():
+            return head | {
+                "type": "cmd",
+                "command": message.command,
+                "id": message.command_id,
+                "created": message.created_ms,
+                "args": dict(message.args),
+            }
+        case PresenceMessage():
+            return head | {
+                "type": "presence",
+                "worker": message.worker,
+                "online": message.online,
+                "created": message.created_ms,
+            }
+    raise WireError(f"cannot encode {type(message).__name__}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class _Reader:
+    """Typed access to a JSON object that names the offending field in every error."""
+
+    def __init__(self, obj: Any, where: str) -> None:
+        if not isinstance(obj, dict):
+            raise WireError(f"{where}: expected an object, got {type(obj).__name__}")
+        self.obj: dict[str, Any] = obj
+        self.where = where
+
+    def _get(self, key: str, optional: bool) -> Any:
+        if key not in self.obj or self.obj[key] is None:
+            if optional:
+                return None
+            raise WireError(f"{self.where}.{key}: required field is missing")
+        return self.obj[key]
+
+    def int(self, key: str, optional: bool = False) -> Any:
+        value = self._get(key, optional)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise WireError(f"{self.where}.{key}: expected an integer, got {value!r}")
+        return value
+
+    def str(self, key: str, optional: bool = False) -> Any:
+        value = self._get(key, optional)
+        if value is not None and not isinstance(value, str):
+            raise WireError(f"{self.where}.{key}: expected a string, got {value!r}")
+        return value
+
+    def bool(self, key: str, optional: bool = False) -> Any:
+        value = self._get(key, optional)
+        if value is not None and not isinstance(value, bool):
+            raise WireError(f"{self.where}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def number(self, key: str, optional: bool = False) -> Any:
+        value = self._get(key, optional)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise WireError(f"{self.where}.{key}: expected a number, got {value!r}")
+        return value
+
+    def list(self, key: str) -> list[Any]:
+        value = self._get(key, False)
+        if not isinstance(value, list):
+            raise WireError(f"{self.where}.{key}: expected a list, got {type(value).__name__}")
+        return value
+
+    def dict(self, key: str, optional: bool = False) -> dict[str, Any]:
+        value = self._get(key, optional)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise WireError(f"{self.where}.{key}: expected an object, got {type(value).__name__}")
+        return value
+
+    def value(self, key: str) -> Value:
+        value = self.obj.get(key)
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise WireError(f"{self.where}.{key}: expected a scalar value, got {value!r}")
+        return value  # type: ignore[no-any-return]
+
+
+def _read_sample(obj: Any, where: str) -> Sample:
+    r = _Reader(obj, where)
+    quality_name = r.str("q")
+    quality = _QUALITIES.get(quality_name)
+    if quality is None:
+        raise WireError(f"{where}.q: {quality_name!r} is not one of good, uncertain, bad")
+    value = r.value("v")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise WireError(f"{where}.v: non-finite numbers travel as null with bad quality")
+    return Sample(r.str("m"), r.int("t"), value, quality, r.str("r", optional=True))
+
+
+def _read_event(obj: Any, where: str) -> Event:
+    r = _Reader(obj, where)
+    return Event(
+        kind=r.str("kind"),
+        ts_ms=r.int("t"),
+        metric=r.str("metric", optional=True),
+        previous=r.value("previous"),
+        current=r.value("current"),
+        detail=r.str("detail", optional=True),
+    )
+
+
+def _read_metric(obj: Any, where: str) -> MetricDefinition:
+    r = _Reader(obj, where)
+    data_type = r.str("type")
+    if data_type not in _DATA_TYPES:
+        raise WireError(f"{where}.type: {data_type!r} is not one of {sorted(_DATA_TYPES)}")
+    return MetricDefinition(
+        name=r.str("name"),
+        data_type=data_type,
+        role=r.str("role"),
+        unit=r.str("unit", optional=True),
+        low_limit=r.number("low", optional=True),
+        high_limit=r.number("high", optional=True),
+        description=r.str("description", optional=True),
+    )
+
+
+def _read_ranges(obj: dict[str, Any], where: str) -> dict[str, tuple[tuple[int, int], ...]]:
+    out: dict[str, tuple[tuple[int, int], ...]] = {}
+    for session, ranges in obj.items():
+        if not isinstance(ranges, list):
+            raise WireError(f"{where}.{session}: expected a list of [first, last] pairs")
+        pairs = []
+        for i, pair in enumerate(ranges):
+            ok = (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in pair)
+                and pair[0] <= pair[1]
+            )
+            if not ok:
+                raise WireError(f"{where}.{session}[{i}]: expected [first, last] with first <= last")
+            pairs.append((pair[0], pair[1]))
+        out[session] = tuple(pairs)
+    return out
+
+
+def _data(r: _Reader) -> DataMessage:
+    samples = tuple(
+        _read_sample(s, f"samples[{i}]") for i, s in enumerate(r.list("samples"))
+    )
+    return DataMessage(
+        r.str("session"), r.int("seq"), r.int("created"), samples, r.bool("historical")
+    )
+
+
+def _event_message(r: _Reader) -> EventMessage:
+    events = tuple(_read_event(e, f"events[{i}]") for i, e in enumerate(r.list("events")))
+    return EventMessage(
+        r.str("session"), r.int("seq"), r.int("created"), events, r.bool("historical")
+    )
+
+
+def _birth(r: _Reader) -> BirthMessage:
+    metrics = tuple(_read_metric(m, f"metrics[{i}]") for i, m in enumerate(r.list("metrics")))
+    states = r.dict("states", optional=True)
+    if not all(isinstance(v, str) for v in states.values()):
+        raise WireError("states: expected an object of raw code -> canonical state name")
+    return BirthMessage(
+        session=r.str("session"),
+        created_ms=r.int("created"),
+        profile=r.str("profile"),
+        protocol=r.str("protocol"),
+        metrics=metrics,
+        state_map={str(k): v for k, v in states.items()},
+        ideal_cycle_time_s=r.number("ideal_cycle_time_s", optional=True),
+        units_per_cycle=r.int("units_per_cycle", optional=True) or 1,
+        area=r.str("area", optional=True),
+        line=r.str("line", optional=True),
+    )
+
+
+def _status(r: _Reader) -> StatusMessage:
+    return StatusMessage(
+        r.bool("online"), r.int("created"), r.str("session", optional=True),
+        r.dict("health", optional=True),
+    )  # fmt: skip
+
+
+def _ack(r: _Reader) -> AckMessage:
+    return AckMessage(r.int("created"), _read_ranges(r.dict("ranges"), "ranges"))
+
+
+def _command(r: _Reader) -> CommandMessage:
+    return CommandMessage(r.str("command"), r.str("id"), r.int("created"), r.dict("args", True))
+
+
+def _presence(r: _Reader) -> PresenceMessage:
+    return PresenceMessage(r.str("worker"), r.bool("online"), r.int("created"))
+
+
+_DECODERS: Mapping[TopicKind, tuple[str, Callable[[_Reader], Message]]] = {
+    TopicKind.DATA: ("data", _data),
+    TopicKind.EVENT: ("event", _event_message),
+    TopicKind.BIRTH: ("birth", _birth),
+    TopicKind.STATUS: ("status", _status),
+    TopicKind.ACK: ("ack", _ack),
+    TopicKind.CMD: ("cmd", _command),
+    TopicKind.PRESENCE: ("presence", _presence),
+}
+
+
+def _load(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WireError(f"payload is not JSON: {exc}") from exc
+
+
+def from_dict(kind: TopicKind, obj: Any) -> Message:
+    """Validate a decoded JSON object against the message type the topic promises."""
+    r = _Reader(obj, "payload")
+    version = r.int("v")
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedVersion(
+            f"payload schema version {version} is not supported "
+            f"(this side accepts {sorted(SUPPORTED_VERSIONS)})"
+        )
+    type_name, decoder = _DECODERS[kind]
+    if r.str("type") != type_name:
+        raise WireError(f"payload.type is {obj.get('type')!r} but the topic says {type_name!r}")
+    return decoder(r)
+
+
+class JsonCodec:
+    """JSON payloads, schema version 1: compact, key order fixed, so a re-send is byte-identical."""
+
+    content_type = "application/json"
+
+    def encode(self, message: Message) -> bytes:
+        return json.dumps(to_dict(message), separators=(",", ":"), allow_nan=False).encode()
+
+    def decode(self, kind: TopicKind, payload: bytes) -> Message:
+        return from_dict(kind, _load(payload))
+
+    def envelope(self, payload: bytes) -> tuple[str, int] | None:
+        """``(session, seq)`` if the payload has a usable envelope, else None."""
+        try:
+            obj = json.loads(payload)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(obj, dict):
+            return None
+        session, seq = obj.get("session"), obj.get("seq")
+        if isinstance(session, str) and isinstance(seq, int) and not isinstance(seq, bool):
+            return session, seq
+        return None
