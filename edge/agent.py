@@ -1,0 +1,411 @@
+"""The edge agent: coordinators → report by exception → durable log → MQTT, with acks back.
+
+``build_agent(config)`` creates everything (no I/O); ``EdgeAgent.run(stop)`` connects and runs
+until ``stop`` is set, then drains the log for a bounded time and exits cleanly.
+
+Two lanes leave the log. The live lane publishes a message right after its commit, when the
+broker is up. The backlog lane walks the log in order at a bounded rate and (re-)sends what was
+never sent or was sent more than ``resend_after_s`` ago without an acknowledgement; messages
+written while the broker was down are encoded with ``historical: true`` so the cloud never lets
+them overwrite current values. A message leaves the log only when the cloud acknowledges it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from device_profiles import profile_path
+from edge.buffer import Outbox, OutgoingMessage
+from edge.config import DeviceSettings, EdgeConfig
+from edge.coordinator import Backoff, DeviceCoordinator
+from edge.drivers.base import Driver, Endpoint, create_driver
+from edge.health import EdgeHealth
+from edge.mqtt_link import MqttLink
+from protocols.errors import WireError
+from protocols.mqtt_url import parse_mqtt_url
+from protocols.profile import Profile, load_profile
+from protocols.wire import (
+    AckMessage,
+    BirthMessage,
+    CommandMessage,
+    DataMessage,
+    Event,
+    EventMessage,
+    JsonCodec,
+    Sample,
+    StatusMessage,
+    Topic,
+    TopicKind,
+    parse_topic,
+)
+
+log = logging.getLogger("forgeline.edge.agent")
+
+OUTBOX_FILE = "outbox.sqlite"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Reading:
+    device: str
+    samples: list[Sample]
+    events: list[Event]
+    read: int
+
+
+@dataclass(slots=True)
+class Device:
+    settings: DeviceSettings
+    profile: Profile
+    driver: Driver
+    coordinator: DeviceCoordinator | None = None
+
+
+def endpoint_for(settings: DeviceSettings, profile: Profile) -> Endpoint:
+    default_port = 4840 if profile.protocol == "opcua" else 502
+    return Endpoint(
+        device_id=settings.id,
+        host=settings.host,
+        port=settings.port or default_port,
+        unit_id=settings.unit_id,
+        endpoint_url=settings.endpoint_url,
+        username=settings.username,
+        password=settings.password,
+    )
+
+
+class EdgeAgent:
+    """One edge: its devices, its log and its broker connection."""
+
+    def __init__(self, config: EdgeConfig, devices: list[Device]) -> None:
+        self.config = config
+        self.session = str(uuid.uuid4())
+        self.codec = JsonCodec()
+        self.devices = {d.settings.id: d for d in devices}
+        self.health = EdgeHealth(list(self.devices))
+        self.outbox: Outbox | None = None
+        self.link: MqttLink | None = None
+        self._seq = itertools.count(1)
+        self._queue: asyncio.Queue[_Reading] = asyncio.Queue()
+        self._sent_at: dict[tuple[str, int], float] = {}
+        self._cursor = 0
+        self._status_topic = str(Topic.edge_topic(TopicKind.STATUS, config.site, config.edge_id))
+        self._ack_topic = str(Topic.edge_topic(TopicKind.ACK, config.site, config.edge_id))
+        self._cmd_topic = str(Topic.edge_topic(TopicKind.CMD, config.site, config.edge_id))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(
+            cfg.data_dir / OUTBOX_FILE, cfg.buffer.max_bytes, cfg.buffer.max_age_s
+        )
+        depth = self.outbox.depth()
+        log.info(
+            "edge agent starting: site=%s edge=%s session=%s devices=%d backlog_messages=%d",
+            cfg.site, cfg.edge_id, self.session, len(self.devices), depth.messages,
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        url = parse_mqtt_url(cfg.mqtt.url)
+        self.link = MqttLink(
+            url,
+            cfg.mqtt.client_id or f"forgeline-edge-{cfg.edge_id}",
+            loop=loop,
+            subscriptions=[self._ack_topic, self._cmd_topic],
+            on_message=self._on_message,
+            on_connected=self._on_connected,
+            will=(self._status_topic, self._status(online=False)),
+            keepalive_s=cfg.mqtt.keepalive_s,
+            tls={
+                "ca_file": cfg.mqtt.ca_file,
+                "cert_file": cfg.mqtt.cert_file,
+                "key_file": cfg.mqtt.key_file,
+                "insecure": cfg.mqtt.tls_insecure,
+            },
+        )
+        self.link.start()
+        polling = asyncio.Event()
+        backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
+        for device in self.devices.values():
+            device.coordinator = DeviceCoordinator(
+                device.settings.id,
+                device.profile,
+                device.driver,
+                self._sink,
+                self.health,
+                poll_interval_s=device.settings.poll_interval_s,
+                connect_timeout_s=cfg.connect_timeout_s,
+                backoff=backoff,
+            )
+        pollers = [
+            asyncio.create_task(d.coordinator.run(polling), name=f"poll-{d.settings.id}")
+            for d in self.devices.values()
+            if d.coordinator is not None
+        ]
+        background = [
+            asyncio.create_task(self._writer(), name="log-writer"),
+            asyncio.create_task(self._backlog_lane(), name="backlog-lane"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            polling.set()
+            await asyncio.gather(*pollers, return_exceptions=True)
+            await self._flush_queue()
+            await self._drain(cfg.drain_on_stop_s)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            self._update_health()
+            self.link.stop(final=(self._status_topic, self._status(online=False)))
+            depth = self.outbox.depth()
+            log.info(
+                "edge agent stopped: edge=%s unacknowledged_messages=%d (kept on disk for next start)",
+                cfg.edge_id, depth.messages,
+            )  # fmt: skip
+            self.outbox.close()
+
+    async def _drain(self, timeout_s: float) -> None:
+        """Give the cloud up to ``timeout_s`` to acknowledge everything in the log."""
+        assert self.outbox is not None
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.depth().messages and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+    # ------------------------------------------------------------------ data path
+
+    async def _sink(self, device: str, samples: list[Sample], events: list[Event], read: int) -> None:
+        await self._queue.put(_Reading(device, samples, events, read))
+
+    async def _writer(self) -> None:
+        """Group-commit readings into the log, then publish them on the live lane."""
+        while True:
+            first = await self._queue.get()
+            await asyncio.sleep(self.config.buffer.flush_interval_s)
+            batch = [first]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._commit(batch)
+
+    async def _flush_queue(self) -> None:
+        batch = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if batch:
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Reading]) -> None:
+        assert self.outbox is not None
+        assert self.link is not None
+        live = self.link.connected
+        now = _now_ms()
+        messages: list[OutgoingMessage] = []
+        counts: list[tuple[str, str, int]] = []
+        cfg = self.config
+        for reading in batch:
+            counts.append((reading.device, "read", reading.read))
+            if reading.samples:
+                seq = next(self._seq)
+                data = DataMessage(self.session, seq, now, tuple(reading.samples), not live)
+                topic = Topic.device_topic(TopicKind.DATA, cfg.site, cfg.edge_id, reading.device)
+                messages.append(
+                    OutgoingMessage(
+                        self.session, seq, str(topic), self.codec.encode(data),
+                        reading.device, len(reading.samples), now,
+                    )
+                )  # fmt: skip
+            if reading.events:
+                seq = next(self._seq)
+                event = EventMessage(self.session, seq, now, tuple(reading.events), not live)
+                topic = Topic.device_topic(TopicKind.EVENT, cfg.site, cfg.edge_id, reading.device)
+                messages.append(
+                    OutgoingMessage(
+                        self.session, seq, str(topic), self.codec.encode(event),
+                        reading.device, 0, now,
+                    )
+                )  # fmt: skip
+        self.outbox.append(messages, counts)
+        for m in messages:
+            if m.device and m.samples:
+                self.health.published(m.device, m.samples)
+        if live:
+            sent = time.monotonic()
+            for m in messages:
+                if self.link.publish(m.topic, m.payload):
+                    self._sent_at[(m.session, m.seq)] = sent
+
+    async def _backlog_lane(self) -> None:
+        """Walk the log oldest first and (re-)send what is unsent or unacknowledged too long."""
+        assert self.outbox is not None
+        assert self.link is not None
+        tick_s = 0.1
+        budget = max(1, int(self.config.buffer.backlog_rate * tick_s))
+        resend_after = self.config.buffer.resend_after_s
+        while True:
+            await asyncio.sleep(tick_s)
+            if not self.link.connected:
+                continue
+            rows = self.outbox.after(self._cursor, budget * 4)
+            if not rows:
+                self._cursor = 0
+                continue
+            now = time.monotonic()
+            sent = 0
+            for row in rows:
+                self._cursor = row.rowid
+                last = self._sent_at.get((row.session, row.seq))
+                if last is not None and now - last < resend_after:
+                    continue
+                if not self.link.publish(row.topic, row.payload):
+                    break
+                self._sent_at[(row.session, row.seq)] = now
+                sent += 1
+                if sent >= budget:
+                    break
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            kind = parse_topic(topic).kind
+            message = self.codec.decode(kind, payload)
+        except WireError as exc:
+            log.warning("ignored a message the edge cannot read: topic=%s error=%s", topic, exc)
+            return
+        if isinstance(message, AckMessage):
+            self._acknowledge(message)
+        elif isinstance(message, CommandMessage):
+            asyncio.get_running_loop().create_task(self._command(message))
+
+    def _acknowledge(self, ack: AckMessage) -> None:
+        assert self.outbox is not None
+        for session, ranges in ack.ranges.items():
+            self.outbox.acknowledge(session, ranges)
+            for first, last in ranges:
+                if last - first < len(self._sent_at):
+                    for seq in range(first, last + 1):
+                        self._sent_at.pop((session, seq), None)
+                else:
+                    for key in [k for k in self._sent_at if k[0] == session and first <= k[1] <= last]:
+                        del self._sent_at[key]
+
+    async def _command(self, command: CommandMessage) -> None:
+        log.info("command received: command=%s id=%s", command.command, command.command_id)
+        if command.command == "resend_birth":
+            self._publish_births()
+        elif command.command == "write":
+            device = self.devices.get(str(command.args.get("device")))
+            metric = command.args.get("metric")
+            if device is None or not isinstance(metric, str):
+                log.warning("write command names no known device/metric: args=%s", command.args)
+                return
+            try:
+                await device.driver.write(metric, command.args.get("value"))
+            except Exception as exc:  # noqa: BLE001 - a failed write is reported, never fatal
+                log.warning(
+                    "write failed: device=%s metric=%s error=%s", device.settings.id, metric, exc
+                )
+        else:
+            log.warning("unknown command ignored: command=%s", command.command)
+
+    # ------------------------------------------------------------------ status and births
+
+    def _on_connected(self) -> None:
+        assert self.link is not None
+        self.link.publish(self._status_topic, self._status(online=True), retain=True)
+        self._publish_births()
+        self.health.mqtt(True)
+
+    def _publish_births(self) -> None:
+        assert self.link is not None
+        cfg = self.config
+        for device in self.devices.values():
+            profile = device.profile
+            birth = BirthMessage(
+                session=self.session,
+                created_ms=_now_ms(),
+                profile=profile.model,
+                protocol=profile.protocol,
+                metrics=tuple(t.definition() for t in profile.tags),
+                state_map={str(k): v for k, v in profile.states.items()},
+                ideal_cycle_time_s=profile.ideal_cycle_time_s,
+                units_per_cycle=profile.units_per_cycle,
+                area=device.settings.area,
+                line=device.settings.line,
+            )
+            topic = Topic.device_topic(TopicKind.BIRTH, cfg.site, cfg.edge_id, device.settings.id)
+            self.link.publish(str(topic), self.codec.encode(birth), retain=True)
+
+    def _status(self, *, online: bool) -> bytes:
+        health = self.health.summary() if online else {}
+        return self.codec.encode(StatusMessage(online, _now_ms(), self.session, health))
+
+    def _update_health(self) -> None:
+        if self.outbox is not None:
+            depth = self.outbox.depth()
+            self.health.buffer(depth.messages, depth.bytes, depth.oldest_created_ms)
+        if self.link is not None:
+            self.health.mqtt(self.link.connected)
+
+    async def _housekeeping(self) -> None:
+        """Limits, health figures and the periodic status message."""
+        assert self.outbox is not None
+        assert self.link is not None
+        last_status = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            dropped = self.outbox.enforce_limits()
+            if dropped:
+                log.warning(
+                    "buffer limit reached: dropped_messages=%d (raise buffer.max_bytes/max_age_s "
+                    "or fix the link to the cloud)", dropped,
+                )  # fmt: skip
+            self._update_health()
+            now = time.monotonic()
+            if self.link.connected and now - last_status >= self.config.status_interval_s:
+                last_status = now
+                self.link.publish(self._status_topic, self._status(online=True), retain=True)
+
+
+def build_agent(config: EdgeConfig) -> EdgeAgent:
+    """Load every device's profile and build its driver (no I/O yet)."""
+    devices = []
+    for settings in config.devices:
+        if not settings.enabled:
+            continue
+        profile = load_profile(profile_path(settings.profile))
+        driver = create_driver(profile, endpoint_for(settings, profile))
+        devices.append(Device(settings, profile, driver))
+    return EdgeAgent(config, devices)
+
+
+async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
+    """Run an agent until ``stop`` (or SIGTERM/SIGINT when none is given)."""
+    agent = build_agent(config)
+    if stop is None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+    await agent.run(stop)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def outbox_path(data_dir: Path) -> Path:
+    return data_dir / OUTBOX_FILE

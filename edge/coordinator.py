@@ -1,0 +1,154 @@
+"""One coordinator per device connection: polls once, fans the readings out, survives failures.
+
+On a failed poll the device's values are published once as bad (``comm:not_connected``), never
+left looking fresh; the failure is logged once and the recovery once. The coordinator then backs
+off exponentially with jitter, so a dead device is skipped for a while and its connect attempts
+never delay its neighbours (each coordinator is its own task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from edge.drivers.base import Driver
+from edge.health import EdgeHealth
+from edge.processors import EventDetector, ReportByException
+from protocols.errors import FieldBusError
+from protocols.profile import Profile
+from protocols.quality import REASON_NOT_CONNECTED, Quality
+from protocols.wire import Event, Sample
+
+log = logging.getLogger("forgeline.edge.coordinator")
+
+Sink = Callable[[str, list[Sample], list[Event], int], Awaitable[None]]
+"""Receives (device id, samples to publish, events, values read) after each poll."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    initial_s: float = 1.0
+    max_s: float = 30.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Exponential in the number of consecutive failures, with ±50 % jitter."""
+        base = min(self.max_s, self.initial_s * 2 ** max(0, failures - 1))
+        return base * rng.uniform(0.5, 1.5)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class DeviceCoordinator:
+    """Polls one device on a fixed schedule and hands what is worth publishing to the sink."""
+
+    def __init__(
+        self,
+        device_id: str,
+        profile: Profile,
+        driver: Driver,
+        sink: Sink,
+        health: EdgeHealth,
+        *,
+        poll_interval_s: float | None = None,
+        connect_timeout_s: float = 3.0,
+        backoff: Backoff | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self.profile = profile
+        self.driver = driver
+        self.poll_interval_s = poll_interval_s or profile.poll_interval_s
+        self.connect_timeout_s = connect_timeout_s
+        self.backoff = backoff or Backoff()
+        self._sink = sink
+        self._health = health
+        self._rbe = ReportByException.for_profile(profile)
+        self._events = EventDetector(profile)
+        self._rng = random.Random(seed)
+        self._connected = False
+        self._failures = 0
+        self._down_since_ms: int | None = None
+
+    @property
+    def read_timeout_s(self) -> float:
+        return max(self.connect_timeout_s, self.poll_interval_s * 2)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set; never raises for a device failure."""
+        next_poll = time.monotonic()
+        try:
+            while not stop.is_set():
+                ok = await self._poll_once()
+                if ok:
+                    next_poll += self.poll_interval_s
+                    now = time.monotonic()
+                    if next_poll < now:  # overran: skip missed ticks rather than burst
+                        next_poll = now + self.poll_interval_s - (now - next_poll) % self.poll_interval_s
+                    delay = next_poll - now
+                else:
+                    delay = self.backoff.delay(self._failures, self._rng)
+                    next_poll = time.monotonic() + delay
+                await _sleep_or_stop(stop, delay)
+        finally:
+            await self.driver.close()
+
+    async def _poll_once(self) -> bool:
+        started = time.monotonic()
+        try:
+            if not self._connected:
+                await asyncio.wait_for(self.driver.connect(), self.connect_timeout_s)
+                self._connected = True
+            samples = await asyncio.wait_for(self.driver.read(), self.read_timeout_s)
+        except (FieldBusError, TimeoutError, OSError) as exc:
+            await self._failed(exc)
+            return False
+        round_trip = time.monotonic() - started
+        self._health.read_ok(self.device_id, round_trip, len(samples))
+        events: list[Event] = []
+        if self._down_since_ms is not None:
+            down_for = (_now_ms() - self._down_since_ms) / 1000
+            log.info(
+                "device recovered: device=%s protocol=%s down_for_s=%.1f",
+                self.device_id, self.profile.protocol, down_for,
+            )  # fmt: skip
+            events.append(Event("link_up", _now_ms(), detail=f"down for {down_for:.1f} s"))
+            self._down_since_ms = None
+        self._failures = 0
+        events += self._events.detect(samples)
+        await self._sink(self.device_id, self._rbe.filter(samples), events, len(samples))
+        return True
+
+    async def _failed(self, exc: BaseException) -> None:
+        self._failures += 1
+        self._health.read_failed(self.device_id)
+        if self._connected:
+            self._connected = False
+            await self.driver.close()
+        if self._down_since_ms is not None:
+            return  # logged and marked bad already
+        now = _now_ms()
+        self._down_since_ms = now
+        log.warning(
+            "device not answering: device=%s protocol=%s error=%s; its values are marked bad, "
+            "retrying with backoff up to %.0f s (check the PLC's power, cable and address)",
+            self.device_id, self.profile.protocol, exc or type(exc).__name__, self.backoff.max_s,
+        )  # fmt: skip
+        bad = [
+            Sample(t.name, now, None, Quality.BAD, REASON_NOT_CONNECTED) for t in self.profile.tags
+        ]
+        event = Event("link_down", now, detail=str(exc) or type(exc).__name__)
+        await self._sink(self.device_id, self._rbe.filter(bad), [event], 0)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, delay: float) -> None:
+    if delay <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)

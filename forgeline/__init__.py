@@ -1,0 +1,1 @@
+"""The forgeline command line and the composition of the whole plant for ``forgeline demo``."""

@@ -1,0 +1,283 @@
+"""``forgeline demo``: the whole plant on one machine, each part in its own process.
+
+Order of start: broker (embedded amqtt unless ``--mqtt-url``), simulators (they write the
+endpoints file), cloud (ingest + API), edge agent (its config made from the endpoints). At the
+end the edge is stopped first and drains its log, then the accounting is taken from the edge's
+log and the cloud's database, then everything else stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forgeline.accounting import account
+from forgeline.processes import Child, free_port, port_open, wait_for
+
+log = logging.getLogger("forgeline.demo")
+
+EDGE_ID = "edge-1"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    duration_s: float | None = None
+    report: Path | None = None
+    mqtt_url: str | None = None
+    db_url: str | None = None
+    api_port: int = 8000
+    data_dir: Path | None = None
+    scenario: str = "demo"
+    live: bool = True
+    log_level: str = "INFO"
+    drain_s: float = 20.0
+
+
+def edge_config(endpoints: dict[str, Any], mqtt_url: str, data_dir: Path) -> dict[str, Any]:
+    """The edge agent's config for every device in a simulator endpoints file."""
+    devices = []
+    for d in endpoints["devices"]:
+        device: dict[str, Any] = {"id": d["device_id"], "profile": d["profile"], "host": d["host"],
+                                  "port": d["port"]}  # fmt: skip
+        if d["protocol"] == "opcua":
+            device["endpoint_url"] = d["endpoint_url"]
+        else:
+            device["unit_id"] = d.get("unit_id", 1)
+        for key in ("area", "line"):
+            if d.get(key):
+                device[key] = d[key]
+        devices.append(device)
+    return {
+        "site": endpoints.get("site", "demo-plant"),
+        "edge_id": EDGE_ID,
+        "data_dir": str(data_dir),
+        "mqtt": {"url": mqtt_url},
+        "buffer": {"resend_after_s": 5.0},
+        "backoff_initial_s": 0.5,
+        "backoff_max_s": 5.0,
+        "status_interval_s": 1.0,
+        "drain_on_stop_s": 15.0,
+        "devices": devices,
+    }
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own local API
+        return json.loads(response.read())
+
+
+class _EdgeStatus:
+    """The edge's retained status messages (health figures), followed in a background client."""
+
+    def __init__(self, mqtt_url: str) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from protocols.mqtt_url import parse_mqtt_url
+        from protocols.wire import JsonCodec, StatusMessage, TopicKind
+
+        self.health: dict[str, Any] = {}
+        url = parse_mqtt_url(mqtt_url)
+        codec = JsonCodec()
+        client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        if url.username:
+            client.username_pw_set(url.username, url.password)
+
+        def on_connect(c: Any, u: Any, f: Any, r: Any, p: Any) -> None:
+            c.subscribe(f"forgeline/v1/+/{EDGE_ID}/status", qos=0)
+
+        def on_message(c: Any, u: Any, msg: Any) -> None:
+            with contextlib.suppress(Exception):
+                status = codec.decode(TopicKind.STATUS, msg.payload)
+                if isinstance(status, StatusMessage) and status.online:
+                    self.health = dict(status.health)
+
+        client.on_connect = on_connect
+        client.on_message = on_message
+        client.connect_async(url.host, url.port)
+        client.loop_start()
+        self._client = client
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[str, Any],
+            elapsed: float) -> Any:  # fmt: skip
+    from rich.table import Table
+
+    table = Table(title=f"forgeline demo · {elapsed:5.0f} s · Ctrl-C to stop", expand=False)
+    for column in ("machine", "line", "protocol", "state", "key values", "samples/s", "link"):
+        table.add_column(column)
+    for m in machines:
+        device = m.get("device") or m.get("id")
+        values = m.get("latest") or {}
+        shown = []
+        for name, v in list(values.items())[:3]:
+            value = v.get("value") if isinstance(v, dict) else v
+            if isinstance(value, float):
+                value = f"{value:.1f}"
+            shown.append(f"{name}={value}")
+        link = health.get(f"{device}.link_up")
+        table.add_row(
+            str(m.get("name") or device), str(m.get("line") or ""), str(m.get("protocol") or ""),
+            str(m.get("state") or "?"), "  ".join(shown),
+            str(health.get(f"{device}.samples_per_s", "")),
+            "up" if link == 1 else ("DOWN" if link == 0 else "?"),
+        )  # fmt: skip
+    table.caption = (
+        f"edge buffer: {health.get('buffer_messages', '?')} msgs · "
+        f"stored samples: {stats.get('stored_samples', '?')} · "
+        f"duplicates: {stats.get('duplicates', '?')} · dead letters: {stats.get('dead_letters', '?')}"
+    )
+    return table
+
+
+def run_demo(options: DemoOptions) -> int:
+    data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="forgeline-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    db_url = options.db_url or f"sqlite:///{data_dir / 'forgeline.db'}"
+    api = f"http://127.0.0.1:{options.api_port}"
+    stop = threading.Event()
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    children: list[Child] = []
+    status: _EdgeStatus | None = None
+    edge: Child | None = None
+    log.info("demo starting: data_dir=%s db=%s api=%s", data_dir, db_url, api)
+    try:
+        if options.mqtt_url is None:
+            port = free_port()
+            mqtt_url = f"mqtt://127.0.0.1:{port}"
+            children.append(Child("broker", ["broker", "--port", str(port)], logs))
+            wait_for(lambda: port_open("127.0.0.1", port), 20, "the embedded broker listening")
+        else:
+            mqtt_url = options.mqtt_url
+        endpoints_file = data_dir / "endpoints.json"
+        sim = Child("sim", ["sim", "--scenario", options.scenario,
+                            "--endpoints-file", str(endpoints_file)], logs)  # fmt: skip
+        children.append(sim)
+
+        def sim_ready() -> bool:
+            sim.check()
+            return endpoints_file.exists()
+
+        wait_for(sim_ready, 60, "the simulators writing their endpoints file")
+        endpoints = json.loads(endpoints_file.read_text())
+        protocols = {d["device_id"]: d["protocol"] for d in endpoints["devices"]}
+
+        cloud_file = data_dir / "cloud.yaml"
+        cloud_file.write_text(yaml.safe_dump({
+            "mqtt_url": mqtt_url, "db_url": db_url, "api_port": options.api_port,
+            "worker_id": "demo-cloud", "shared_subscription": options.mqtt_url is not None,
+        }))  # fmt: skip
+        cloud = Child("cloud", ["cloud", "--config", str(cloud_file)], logs)
+        children.append(cloud)
+
+        def api_ready() -> bool:
+            cloud.check()
+            with contextlib.suppress(OSError, ValueError):
+                _get_json(f"{api}/healthz")
+                return True
+            return False
+
+        wait_for(api_ready, 60, f"the cloud API answering at {api}")
+
+        edge_file = data_dir / "edge.yaml"
+        edge_data = data_dir / "edge"
+        edge_file.write_text(yaml.safe_dump(edge_config(endpoints, mqtt_url, edge_data)))
+        edge = Child("edge", ["edge", "--config", str(edge_file)], logs)
+        children.append(edge)
+        status = _EdgeStatus(mqtt_url)
+        print(f"forgeline demo running: API {api}/docs · logs in {logs} · broker {mqtt_url}",
+              flush=True)  # fmt: skip
+        _watch(options, api, status, children, stop)
+        return _finish(options, edge, db_url, data_dir, edge_data, protocols, api)
+    except (TimeoutError, RuntimeError) as exc:
+        log.error("demo failed: %s", exc)
+        return 1
+    finally:
+        if status is not None:
+            status.close()
+        for child in reversed(children):
+            child.stop()
+        signal.signal(signal.SIGTERM, previous_handler)
+        log.info("demo stopped: data_dir=%s", data_dir)
+
+
+def _watch(options: DemoOptions, api: str, status: _EdgeStatus, children: list[Child],
+           stop: threading.Event) -> None:  # fmt: skip
+    """Show the live view until the duration is up, Ctrl-C, SIGTERM, or a part dies."""
+    started = time.monotonic()
+    live = None
+    if options.live:
+        from rich.live import Live
+
+        live = Live(refresh_per_second=2, transient=False)
+        live.start()
+    last_line = 0.0
+    try:
+        while not stop.is_set():
+            elapsed = time.monotonic() - started
+            if options.duration_s is not None and elapsed >= options.duration_s:
+                break
+            for child in children:
+                child.check()
+            machines: list[dict[str, Any]] = []
+            stats: dict[str, Any] = {}
+            with contextlib.suppress(OSError, ValueError):
+                machines = _get_json(f"{api}/api/machines")
+                stats = _get_json(f"{api}/api/ingest/stats")
+            if live is not None:
+                live.update(_render(machines, status.health, stats, elapsed))
+            elif elapsed - last_line >= 5:
+                last_line = elapsed
+                log.info(
+                    "progress: elapsed_s=%.0f machines=%d stored_samples=%s edge_buffer=%s",
+                    elapsed, len(machines), stats.get("stored_samples"),
+                    status.health.get("buffer_messages"),
+                )  # fmt: skip
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge_data: Path,
+            protocols: dict[str, str], api: str) -> int:  # fmt: skip
+    """Stop the edge (it drains its log), take the accounting, write the report."""
+    from edge.agent import outbox_path
+
+    log.info("stopping the edge agent and draining its log (up to %.0f s)", options.drain_s)
+    edge.stop(timeout_s=options.drain_s + 10)
+    duplicates: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError):
+        stats = _get_json(f"{api}/api/ingest/stats")
+        duplicates = {k: int(v) for k, v in (stats.get("duplicate_samples_by_device") or {}).items()}
+    report = account(db_url, EDGE_ID, outbox_path(edge_data), protocols, duplicates)
+    totals = report["totals"]
+    print(
+        f"demo finished: read={totals['read']} published={totals['published']} "
+        f"stored={totals['stored']} duplicates={totals['duplicates']} "
+        f"pending={totals['pending']} lost={totals['lost']}",
+        flush=True,
+    )
+    if options.report is not None:
+        options.report.parent.mkdir(parents=True, exist_ok=True)
+        options.report.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report written to {options.report}", flush=True)
+    return 0 if totals["lost"] == 0 else 2
