@@ -135,6 +135,12 @@ class EdgeAgent:
             },
         )
         self.link.start()
+        metrics_server = None
+        if cfg.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            metrics_server, _ = start_http_server(cfg.metrics_port, registry=self.health.registry)
+            log.info("prometheus metrics: url=http://0.0.0.0:%d/metrics", cfg.metrics_port)
         polling = asyncio.Event()
         backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
         for device in self.devices.values():
@@ -176,6 +182,8 @@ class EdgeAgent:
                 cfg.edge_id, depth.messages,
             )  # fmt: skip
             self.outbox.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
 
     async def _drain(self, timeout_s: float) -> None:
         """Give the cloud up to ``timeout_s`` to acknowledge everything in the log."""

@@ -178,19 +178,19 @@ class _Reader:
             raise WireError(f"{self.where}.{key}: required field is missing")
         return self.obj[key]
 
-    def int(self, key: str, optional: bool = False) -> Any:
+    def integer(self, key: str, optional: bool = False) -> Any:
         value = self._get(key, optional)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise WireError(f"{self.where}.{key}: expected an integer, got {value!r}")
         return value
 
-    def str(self, key: str, optional: bool = False) -> Any:
+    def string(self, key: str, optional: bool = False) -> Any:
         value = self._get(key, optional)
         if value is not None and not isinstance(value, str):
             raise WireError(f"{self.where}.{key}: expected a string, got {value!r}")
         return value
 
-    def bool(self, key: str, optional: bool = False) -> Any:
+    def flag(self, key: str, optional: bool = False) -> Any:
         value = self._get(key, optional)
         if value is not None and not isinstance(value, bool):
             raise WireError(f"{self.where}.{key}: expected true or false, got {value!r}")
@@ -202,13 +202,13 @@ class _Reader:
             raise WireError(f"{self.where}.{key}: expected a number, got {value!r}")
         return value
 
-    def list(self, key: str) -> list[Any]:
+    def items(self, key: str) -> list[Any]:
         value = self._get(key, False)
         if not isinstance(value, list):
             raise WireError(f"{self.where}.{key}: expected a list, got {type(value).__name__}")
         return value
 
-    def dict(self, key: str, optional: bool = False) -> dict[str, Any]:
+    def mapping(self, key: str, optional: bool = False) -> dict[str, Any]:
         value = self._get(key, optional)
         if value is None:
             return {}
@@ -220,46 +220,46 @@ class _Reader:
         value = self.obj.get(key)
         if value is not None and not isinstance(value, bool | int | float | str):
             raise WireError(f"{self.where}.{key}: expected a scalar value, got {value!r}")
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 def _read_sample(obj: Any, where: str) -> Sample:
     r = _Reader(obj, where)
-    quality_name = r.str("q")
+    quality_name = r.string("q")
     quality = _QUALITIES.get(quality_name)
     if quality is None:
         raise WireError(f"{where}.q: {quality_name!r} is not one of good, uncertain, bad")
     value = r.value("v")
     if isinstance(value, float) and not math.isfinite(value):
         raise WireError(f"{where}.v: non-finite numbers travel as null with bad quality")
-    return Sample(r.str("m"), r.int("t"), value, quality, r.str("r", optional=True))
+    return Sample(r.string("m"), r.integer("t"), value, quality, r.string("r", optional=True))
 
 
 def _read_event(obj: Any, where: str) -> Event:
     r = _Reader(obj, where)
     return Event(
-        kind=r.str("kind"),
-        ts_ms=r.int("t"),
-        metric=r.str("metric", optional=True),
+        kind=r.string("kind"),
+        ts_ms=r.integer("t"),
+        metric=r.string("metric", optional=True),
         previous=r.value("previous"),
         current=r.value("current"),
-        detail=r.str("detail", optional=True),
+        detail=r.string("detail", optional=True),
     )
 
 
 def _read_metric(obj: Any, where: str) -> MetricDefinition:
     r = _Reader(obj, where)
-    data_type = r.str("type")
+    data_type = r.string("type")
     if data_type not in _DATA_TYPES:
         raise WireError(f"{where}.type: {data_type!r} is not one of {sorted(_DATA_TYPES)}")
     return MetricDefinition(
-        name=r.str("name"),
+        name=r.string("name"),
         data_type=data_type,
-        role=r.str("role"),
-        unit=r.str("unit", optional=True),
+        role=r.string("role"),
+        unit=r.string("unit", optional=True),
         low_limit=r.number("low", optional=True),
         high_limit=r.number("high", optional=True),
-        description=r.str("description", optional=True),
+        description=r.string("description", optional=True),
     )
 
 
@@ -285,56 +285,56 @@ def _read_ranges(obj: dict[str, Any], where: str) -> dict[str, tuple[tuple[int, 
 
 def _data(r: _Reader) -> DataMessage:
     samples = tuple(
-        _read_sample(s, f"samples[{i}]") for i, s in enumerate(r.list("samples"))
+        _read_sample(s, f"samples[{i}]") for i, s in enumerate(r.items("samples"))
     )
     return DataMessage(
-        r.str("session"), r.int("seq"), r.int("created"), samples, r.bool("historical")
+        r.string("session"), r.integer("seq"), r.integer("created"), samples, r.flag("historical")
     )
 
 
 def _event_message(r: _Reader) -> EventMessage:
-    events = tuple(_read_event(e, f"events[{i}]") for i, e in enumerate(r.list("events")))
+    events = tuple(_read_event(e, f"events[{i}]") for i, e in enumerate(r.items("events")))
     return EventMessage(
-        r.str("session"), r.int("seq"), r.int("created"), events, r.bool("historical")
+        r.string("session"), r.integer("seq"), r.integer("created"), events, r.flag("historical")
     )
 
 
 def _birth(r: _Reader) -> BirthMessage:
-    metrics = tuple(_read_metric(m, f"metrics[{i}]") for i, m in enumerate(r.list("metrics")))
-    states = r.dict("states", optional=True)
+    metrics = tuple(_read_metric(m, f"metrics[{i}]") for i, m in enumerate(r.items("metrics")))
+    states = r.mapping("states", optional=True)
     if not all(isinstance(v, str) for v in states.values()):
         raise WireError("states: expected an object of raw code -> canonical state name")
     return BirthMessage(
-        session=r.str("session"),
-        created_ms=r.int("created"),
-        profile=r.str("profile"),
-        protocol=r.str("protocol"),
+        session=r.string("session"),
+        created_ms=r.integer("created"),
+        profile=r.string("profile"),
+        protocol=r.string("protocol"),
         metrics=metrics,
         state_map={str(k): v for k, v in states.items()},
         ideal_cycle_time_s=r.number("ideal_cycle_time_s", optional=True),
-        units_per_cycle=r.int("units_per_cycle", optional=True) or 1,
-        area=r.str("area", optional=True),
-        line=r.str("line", optional=True),
+        units_per_cycle=r.integer("units_per_cycle", optional=True) or 1,
+        area=r.string("area", optional=True),
+        line=r.string("line", optional=True),
     )
 
 
 def _status(r: _Reader) -> StatusMessage:
     return StatusMessage(
-        r.bool("online"), r.int("created"), r.str("session", optional=True),
-        r.dict("health", optional=True),
+        r.flag("online"), r.integer("created"), r.string("session", optional=True),
+        r.mapping("health", optional=True),
     )  # fmt: skip
 
 
 def _ack(r: _Reader) -> AckMessage:
-    return AckMessage(r.int("created"), _read_ranges(r.dict("ranges"), "ranges"))
+    return AckMessage(r.integer("created"), _read_ranges(r.mapping("ranges"), "ranges"))
 
 
 def _command(r: _Reader) -> CommandMessage:
-    return CommandMessage(r.str("command"), r.str("id"), r.int("created"), r.dict("args", True))
+    return CommandMessage(r.string("command"), r.string("id"), r.integer("created"), r.mapping("args", True))
 
 
 def _presence(r: _Reader) -> PresenceMessage:
-    return PresenceMessage(r.str("worker"), r.bool("online"), r.int("created"))
+    return PresenceMessage(r.string("worker"), r.flag("online"), r.integer("created"))
 
 
 _DECODERS: Mapping[TopicKind, tuple[str, Callable[[_Reader], Message]]] = {
@@ -358,14 +358,14 @@ def _load(payload: bytes) -> Any:
 def from_dict(kind: TopicKind, obj: Any) -> Message:
     """Validate a decoded JSON object against the message type the topic promises."""
     r = _Reader(obj, "payload")
-    version = r.int("v")
+    version = r.integer("v")
     if version not in SUPPORTED_VERSIONS:
         raise UnsupportedVersion(
             f"payload schema version {version} is not supported "
             f"(this side accepts {sorted(SUPPORTED_VERSIONS)})"
         )
     type_name, decoder = _DECODERS[kind]
-    if r.str("type") != type_name:
+    if r.string("type") != type_name:
         raise WireError(f"payload.type is {obj.get('type')!r} but the topic says {type_name!r}")
     return decoder(r)
 

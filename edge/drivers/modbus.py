@@ -1,0 +1,198 @@
+"""The Modbus TCP driver: planned block reads, per-tag decoding, isolation of rejected registers.
+
+One poll reads every planned block. Modbus has no source timestamps, so each block's samples
+carry the edge clock at the moment its answer arrived. A block the PLC rejects with an
+exception that means "not here" (illegal function, illegal data address or value, device
+failure) is split in halves until the offending tag stands alone; that tag reads as bad quality
+with the exception as its reason while the others keep flowing. The split plan is kept, so
+later polls do not probe again. Any other exception marks the block's tags bad without
+splitting; a lost link raises ``DeviceUnreachable`` for the coordinator to handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
+
+from edge.drivers.base import Endpoint
+from protocols.errors import CodecError, DeviceRejected
+from protocols.modbus.client import ModbusTcpLink
+from protocols.modbus.codec import decode_tag, encode_tag, set_bit
+from protocols.modbus.planner import Block, pdu_address, plan_blocks, split_block
+from protocols.profile import Profile, Tag
+from protocols.quality import REASON_DECODE, Quality, modbus_exception_reason
+from protocols.wire import Sample, Value
+
+__all__ = ["SPLIT_ON_EXCEPTION_CODES", "ModbusDriver"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Exception codes that say a request touched something the device does not have: a block
+# answered with one of these is split to find the tag(s) responsible.
+SPLIT_ON_EXCEPTION_CODES = frozenset({1, 2, 3, 4})
+_FC16_MAX_REGISTERS = 123
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ModbusDriver:
+    """One Modbus TCP device: ``Driver`` for profiles with ``protocol: modbus_tcp``."""
+
+    def __init__(self, profile: Profile, endpoint: Endpoint) -> None:
+        if profile.protocol != "modbus_tcp":
+            raise ValueError(
+                f"ModbusDriver speaks modbus_tcp; profile {profile.model!r} is {profile.protocol}"
+            )
+        self.profile = profile
+        self.endpoint = endpoint
+        self._options = profile.modbus_options
+        self._workarounds = profile.workarounds
+        self._plan: list[Block] = plan_blocks(profile.tags, self._options, self._workarounds)
+        self._link = ModbusTcpLink(
+            endpoint.host, endpoint.port, endpoint.unit_id, self._options.timeout_s
+        )
+        self._lock = asyncio.Lock()
+        self._request_delay_s = self._workarounds.request_delay_ms / 1000
+        self._last_request: float | None = None
+
+    def __repr__(self) -> str:
+        return f"ModbusDriver({self.endpoint.device_id} {self._link.where})"
+
+    @property
+    def blocks(self) -> tuple[Block, ...]:
+        """The current read plan (it changes when a rejected block is split)."""
+        return tuple(self._plan)
+
+    @property
+    def connected(self) -> bool:
+        return self._link.connected
+
+    async def connect(self) -> None:
+        await self._link.connect()
+
+    async def close(self) -> None:
+        await self._link.close()
+
+    async def read(self) -> list[Sample]:
+        """One poll: a sample per profile tag, in profile order."""
+        async with self._lock:
+            samples: dict[str, Sample] = {}
+            plan: list[Block] = []
+            for block in self._plan:
+                await self._read_isolating(block, plan, samples)
+            self._plan = plan
+        return [samples[tag.name] for tag in self.profile.tags]
+
+    async def write(self, metric: str, value: Value) -> None:
+        """Write a writable tag: coil (FC05), bit of a register (read-modify-write), FC06/FC16."""
+        tag = self._writable_tag(metric)
+        address = pdu_address(tag, self._options)
+        link = self._link
+        async with self._lock:
+            if tag.table == "coil":
+                flag = _as_flag(tag, value)
+                await self._request(lambda: link.write_coil(address, flag))
+            elif tag.bit is not None:
+                flag = _as_flag(tag, value)
+                word = (await self._request(lambda: link.read("holding", address, 1)))[0]
+                new_word = set_bit(int(word), tag.bit, flag)
+                await self._request(lambda: link.write_register(address, new_word))
+            else:
+                registers = encode_tag(tag, value, self.profile.word_order(tag))
+                if len(registers) > _FC16_MAX_REGISTERS:
+                    raise CodecError(
+                        f"tag {tag.name}: {len(registers)} registers exceed one FC16 write "
+                        f"({_FC16_MAX_REGISTERS})"
+                    )
+                if len(registers) == 1:
+                    await self._request(lambda: link.write_register(address, registers[0]))
+                else:
+                    await self._request(lambda: link.write_registers(address, registers))
+
+    def _writable_tag(self, metric: str) -> Tag:
+        try:
+            tag = self.profile.tag(metric)
+        except KeyError:
+            raise ValueError(
+                f"device {self.endpoint.device_id}: profile {self.profile.model!r} has no tag "
+                f"{metric!r}"
+            ) from None
+        if not tag.writable:
+            raise ValueError(
+                f"device {self.endpoint.device_id}: tag {metric!r} is not writable "
+                f"(set 'writable: true' in profile {self.profile.model!r})"
+            )
+        return tag
+
+    async def _read_isolating(
+        self, block: Block, plan: list[Block], samples: dict[str, Sample]
+    ) -> None:
+        try:
+            values = await self._read_block(block)
+        except DeviceRejected as exc:
+            ts_ms = _now_ms()
+            halves = split_block(block) if exc.code in SPLIT_ON_EXCEPTION_CODES else None
+            if halves is None:
+                plan.append(block)
+                reason = (
+                    modbus_exception_reason(exc.code) if exc.code is not None else REASON_DECODE
+                )
+                for tag in block.tags:
+                    samples[tag.name] = Sample(tag.name, ts_ms, None, Quality.BAD, reason)
+                return
+            _log.info(
+                "%s: %s %d+%d rejected (exception %s); splitting it to isolate the tag",
+                self.endpoint.device_id, block.table, block.start, block.count, exc.code,
+            )  # fmt: skip
+            for half in halves:
+                await self._read_isolating(half, plan, samples)
+            return
+        ts_ms = _now_ms()
+        plan.append(block)
+        for tag in block.tags:
+            samples[tag.name] = self._sample(tag, block, values, ts_ms)
+
+    def _sample(self, tag: Tag, block: Block, values: list[int] | list[bool], ts_ms: int) -> Sample:
+        try:
+            value = decode_tag(tag, block.slice(tag, values), self.profile.word_order(tag))
+        except CodecError:
+            return Sample(tag.name, ts_ms, None, Quality.BAD, REASON_DECODE)
+        return Sample.checked(tag.name, ts_ms, value)
+
+    async def _read_block(self, block: Block) -> list[int] | list[bool]:
+        link = self._link
+        if not self._workarounds.single_register_reads or block.count == 1:
+            return await self._request(lambda: link.read_block(block))
+        values: list[int] = []
+        for address in range(block.start, block.end):
+            part = await self._request(partial(link.read, block.table, address, 1))
+            values.extend(int(v) for v in part)
+        if block.is_bits:
+            return [bool(v) for v in values]
+        return values
+
+    async def _request(self, request: Callable[[], Awaitable[_T]]) -> _T:
+        """One request, no sooner than ``request_delay_ms`` after the previous one ended."""
+        if self._request_delay_s and self._last_request is not None:
+            wait = self._last_request + self._request_delay_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            return await request()
+        finally:
+            self._last_request = time.monotonic()
+
+
+def _as_flag(tag: Tag, value: Value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise CodecError(f"tag {tag.name} is one bit: write True/False (or 0/1), got {value!r}")
