@@ -48,6 +48,7 @@ class MqttLink:
         self._connected = threading.Event()
         self._ever_connected = False
         self._lost_logged = False
+        self._stopping = False
         self._keepalive = keepalive_s
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -93,6 +94,7 @@ class MqttLink:
 
     def stop(self, final: tuple[str, bytes] | None = None, timeout_s: float = 2.0) -> None:
         """Publish ``final`` (the retained offline status) if connected, then disconnect."""
+        self._stopping = True
         if final is not None and self.connected:
             info = self._client.publish(final[0], final[1], qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
@@ -124,7 +126,7 @@ class MqttLink:
     ) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was and not self._lost_logged:
+        if was and not self._lost_logged and not self._stopping:
             self._lost_logged = True
             log.warning(
                 "lost the broker: broker=%s:%s reason=%s; buffering to disk and reconnecting",

@@ -35,5 +35,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text", process: str | Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Libraries under us repeat every failed connect attempt; our coordinators log a failure
+    # once and the recovery once, so theirs are only shown at DEBUG.
     for noisy in ("asyncua", "pymodbus", "amqtt", "transitions", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(noisy).setLevel(max(logging.ERROR, root.level))
