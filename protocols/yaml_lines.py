@@ -16,19 +16,19 @@ Path_ = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 
-def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+def _build(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: yaml.SafeLoader) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            key = _build(key_node, (*path, "<key>"), {}, loader)
             child = (*path, key)
-            out[key] = _build(value_node, child, lines)
+            out[key] = _build(value_node, child, lines, loader)
             lines[child] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+        return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
 
 
 def load_with_lines(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
@@ -42,7 +42,7 @@ def load_with_lines(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
         raise ProfileError(source, [(line, "(yaml)", f"not valid YAML: {exc}")]) from exc
     if node is None:
         raise ProfileError(source, [(None, "(file)", "the file is empty")])
-    return _build(node, (), lines), lines
+    return _build(node, (), lines, yaml.SafeLoader("")), lines
 
 
 def line_of(lines: dict[Path_, int], loc: Sequence[str | int]) -> int | None:
