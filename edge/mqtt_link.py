@@ -58,7 +58,7 @@ class MqttLink:
         )
         client.max_inflight_messages_set(200)
         client.max_queued_messages_set(2000)  # a bound for the instant between check and send
-        client.reconnect_delay_set(min_delay=1, max_delay=15)
+        client.reconnect_delay_set(min_delay=1, max_delay=8)
         if url.username:
             client.username_pw_set(url.username, url.password)
         if url.tls:

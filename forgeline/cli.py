@@ -147,7 +147,10 @@ def cloud(config_file: Path | None, mqtt_url: str | None, db_url: str | None,
         for k, v in {"mqtt_url": mqtt_url, "db_url": db_url, "api_port": api_port}.items()
         if v is not None
     }
-    config = config.model_copy(update=overrides)
+    try:
+        config = config.with_overrides(**overrides)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     sys.exit(run_cloud(config))
 
 

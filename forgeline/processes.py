@@ -69,6 +69,14 @@ class Child:
         except OSError:
             return "(no log)"
 
+    def kill(self) -> int | None:
+        """SIGKILL, as a power cut would."""
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
     def stop(self, timeout_s: float = 15.0) -> int | None:
         """SIGTERM, wait, then SIGKILL if it does not exit in time."""
         if self.alive():

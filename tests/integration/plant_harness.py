@@ -155,8 +155,7 @@ class PlantRun:
 
     def kill_edge(self) -> None:
         assert self.edge is not None
-        self.edge.proc.kill()
-        self.edge.proc.wait()
+        self.edge.kill()
 
     def record(self, topics: list[str]) -> WireRecorder:
         recorder = WireRecorder(self.mqtt_url, topics)

@@ -1,0 +1,74 @@
+"""The FastAPI application factory: ``create_app(config_or_engine, worker=None)``.
+
+Nothing happens at import time; the factory builds the engine (from a ``CloudConfig``) or uses
+the one it is given, and the routes read it through dependencies. OpenAPI docs: ``/docs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+
+from cloud.api import ingest, machines, series
+from cloud.api.deps import EngineDep
+from cloud.config import CloudConfig
+from cloud.db import create_engine_for, session_factory
+from cloud.errors import InvalidRequest, NotFound
+from cloud.timeseries.sql import SqlTimeSeriesStore
+
+if TYPE_CHECKING:
+    from cloud.ingest.worker import IngestWorker
+
+
+def create_app(source: CloudConfig | Engine, worker: IngestWorker | None = None) -> FastAPI:
+    """The REST API over the database of ``source`` (a config, or an engine the caller owns)."""
+    owns_engine = isinstance(source, CloudConfig)
+    engine = create_engine_for(source.database_url) if isinstance(source, CloudConfig) else source
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="forgeline cloud",
+        description="Machines, their state and time series, and the ingest pipeline.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.store = SqlTimeSeriesStore(engine)
+    app.state.worker = worker
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, error: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_request: Request, error: InvalidRequest) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=400)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz(db: EngineDep) -> JSONResponse:
+        """200 when the database answers, 503 when it does not."""
+        try:
+            with db.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as error:  # noqa: BLE001 - any failure means "unhealthy"
+            return JSONResponse({"status": "degraded", "database": str(error)}, status_code=503)
+        body: dict[str, object] = {"status": "ok", "database": "ok"}
+        if app.state.worker is not None:
+            body["mqtt_connected"] = app.state.worker.counters.connected
+        return JSONResponse(body)
+
+    app.include_router(machines.router)
+    app.include_router(series.router)
+    app.include_router(ingest.router)
+    return app

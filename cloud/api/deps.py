@@ -1,0 +1,41 @@
+"""Dependencies of the API routes, as ``Annotated`` aliases (``SessionDep``, ``StoreDep`` ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from cloud.timeseries.store import TimeSeriesStore
+
+if TYPE_CHECKING:
+    from cloud.ingest.worker import IngestWorker
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_store(request: Request) -> TimeSeriesStore:
+    store: TimeSeriesStore = request.app.state.store
+    return store
+
+
+def get_worker(request: Request) -> IngestWorker | None:
+    worker: IngestWorker | None = request.app.state.worker
+    return worker
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+StoreDep = Annotated[TimeSeriesStore, Depends(get_store)]
+WorkerDep = Annotated["IngestWorker | None", Depends(get_worker)]

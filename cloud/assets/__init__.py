@@ -1,0 +1,1 @@
+"""Assets: the ISA-95 equipment hierarchy (site → area → line → machine)."""

@@ -1,0 +1,89 @@
+"""The cloud's configuration: one YAML file (every field optional) plus command-line overrides.
+
+    mqtt_url: mqtt://127.0.0.1:1883      # mqtts://user:password@host:8883 for TLS
+    db_url: null                         # default: sqlite file <data_dir>/forgeline.db
+    data_dir: forgeline-data
+    api_host: 127.0.0.1
+    api_port: 8000
+    worker_id: cloud-1                   # stable: names the MQTT client and presence topic
+    shared_subscription: true            # $share/<share_group>/... for data and events
+    share_group: forgeline-ingest
+    batch_max_messages: 500
+    batch_max_ms: 200
+
+Validated once with pydantic; a bad file raises ``ProfileError`` naming file, line and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from protocols.mqtt_url import MqttUrl, parse_mqtt_url
+from protocols.wire.topics import check_id
+from protocols.yaml_lines import validate_file
+
+
+class CloudConfig(BaseModel):
+    """Settings of one cloud process (ingest worker + API)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_client_id: str | None = Field(
+        default=None, description="default: forgeline-cloud-<worker_id> (must be stable)"
+    )
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
+    mqtt_ca_file: str | None = Field(default=None, description="CA bundle for mqtts://")
+    db_url: str | None = None
+    data_dir: Path = Path("forgeline-data")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    worker_id: str = "cloud-1"
+    shared_subscription: bool = True
+    share_group: str = "forgeline-ingest"
+    batch_max_messages: int = Field(default=500, ge=1, le=50_000)
+    batch_max_ms: int = Field(default=200, ge=1, le=60_000)
+    queue_max_messages: int = Field(default=100_000, ge=100)
+    retry_max_s: float = Field(default=30.0, gt=0, description="longest wait between DB retries")
+    log_level: str = "INFO"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+    @field_validator("worker_id", "share_group")
+    @classmethod
+    def _topic_level(cls, value: str) -> str:
+        check_id("worker", value)
+        return value
+
+    @property
+    def mqtt(self) -> MqttUrl:
+        return parse_mqtt_url(self.mqtt_url)
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt_client_id or f"forgeline-cloud-{self.worker_id}"
+
+    @property
+    def database_url(self) -> str:
+        """``db_url``, or the default SQLite file in ``data_dir``."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'forgeline.db').resolve()}"
+
+    def with_overrides(self, **overrides: Any) -> CloudConfig:
+        """A copy with the given fields replaced (None means "not given"), validated again."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return CloudConfig.model_validate(self.model_dump() | given)
+
+
+def load_cloud_config(path: str | Path | None = None, **overrides: Any) -> CloudConfig:
+    """Read the YAML file (if any) and apply overrides such as ``mqtt_url=...``."""
+    config = validate_file(CloudConfig, path) if path is not None else CloudConfig()
+    return config.with_overrides(**overrides) if overrides else config

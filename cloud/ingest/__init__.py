@@ -1,0 +1,1 @@
+"""Ingest: MQTT messages in, deduplicated, batched and stored in one transaction each."""

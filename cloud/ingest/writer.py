@@ -1,0 +1,684 @@
+"""The ingest writer: a batch of received MQTT messages → one database transaction.
+
+For each batch, in one transaction:
+
+1. births upsert the machine (assets) and the definitions of its series; statuses upsert the
+   edge (online, session, health, clock skew = received - created);
+2. every sequenced message (data, event, and a dead letter whose envelope is valid) claims its
+   ``(edge, session, seq)`` in ``ingest_message`` with ``INSERT ... ON CONFLICT DO NOTHING
+   RETURNING``; what is not returned was stored before (by us or by another worker) and is a
+   duplicate: counted, acknowledged again, not stored again;
+3. samples of claimed data messages go to the time-series store (COPY on PostgreSQL), latest
+   values advance, events go to ``device_event``, dead letters to ``dead_letter``;
+4. machine-state intervals are recomputed from the earliest new state sample of each machine.
+
+A message that breaks the wire contract never raises: it is dead-lettered with the reason. A
+message that the database refuses (a value it cannot hold) is found by retrying the batch one
+message at a time, and dead-lettered. Database outages raise ``DatabaseUnavailable``: the caller
+keeps the batch and tries again later; nothing is acknowledged until it is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, exc, select, tuple_
+
+from cloud.assets.models import Machine
+from cloud.assets.service import upsert_machine_from_birth
+from cloud.db import dialect_insert, table_of, writer_engine
+from cloud.errors import CloudError
+from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
+from cloud.machine_state.service import recompute_states
+from cloud.timeseries.models import TsSeries
+from cloud.timeseries.sql import SqlTimeSeriesStore
+from cloud.timeseries.store import QUALITY_CODE, Point, TimeSeriesStore
+from protocols.errors import WireError
+from protocols.wire import (
+    AckMessage,
+    BirthMessage,
+    DataMessage,
+    EventMessage,
+    JsonCodec,
+    Message,
+    StatusMessage,
+    Topic,
+    TopicKind,
+    Value,
+    WireCodec,
+    parse_topic,
+)
+from protocols.wire.topics import PREFIX, check_id
+
+log = logging.getLogger(__name__)
+
+_claims = table_of(IngestMessage)
+_dead = table_of(DeadLetter)
+_events = table_of(DeviceEvent)
+_edges = table_of(EdgeNode)
+_series = table_of(TsSeries)
+_machines = table_of(Machine)
+
+CLAIM_CHUNK = 500
+_MAX_ID = 64
+_MAX_INT = 2**62
+_INGESTED_KINDS = (TopicKind.DATA, TopicKind.EVENT, TopicKind.BIRTH, TopicKind.STATUS)
+
+
+class DatabaseUnavailable(CloudError):
+    """The database could not be reached or refused service; the batch was not stored."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """One MQTT message as the worker received it."""
+
+    topic: str
+    payload: bytes
+    received_ms: int
+
+
+def compact_ranges(seqs: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """Sequence numbers → inclusive ``(first, last)`` runs: {1,2,3,7} → ((1, 3), (7, 7))."""
+    out: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if out and seq == out[-1][1] + 1:
+            out[-1] = (out[-1][0], seq)
+        else:
+            out.append((seq, seq))
+    return tuple(out)
+
+
+@dataclass
+class BatchResult:
+    """What one batch did, and which sequence numbers to acknowledge to which edge."""
+
+    received: int = 0
+    stored_messages: int = 0
+    stored_samples: int = 0
+    stored_events: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    births: int = 0
+    statuses: int = 0
+    duplicate_samples_by_device: dict[str, int] = field(default_factory=dict)
+    acks: dict[tuple[str, str], dict[str, set[int]]] = field(default_factory=dict)
+
+    def ack(self, site: str, edge: str, session: str, seq: int) -> None:
+        self.acks.setdefault((site, edge), {}).setdefault(session, set()).add(seq)
+
+    def merge(self, other: BatchResult) -> None:
+        for name in (
+            "received", "stored_messages", "stored_samples", "stored_events", "duplicates",
+            "dead_letters", "births", "statuses",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for device, count in other.duplicate_samples_by_device.items():
+            held = self.duplicate_samples_by_device.get(device, 0)
+            self.duplicate_samples_by_device[device] = held + count
+        for (site, edge), sessions in other.acks.items():
+            for session, seqs in sessions.items():
+                for seq in seqs:
+                    self.ack(site, edge, session, seq)
+
+    def ack_ranges(self) -> dict[tuple[str, str], dict[str, tuple[tuple[int, int], ...]]]:
+        """Per ``(site, edge)``: session → compacted inclusive ranges."""
+        return {
+            key: {session: compact_ranges(seqs) for session, seqs in sessions.items()}
+            for key, sessions in self.acks.items()
+        }
+
+    def ack_messages(self, now_ms: int | None = None) -> list[tuple[Topic, AckMessage]]:
+        """The acknowledgements to publish: one per edge, on its ack topic."""
+        created = _now_ms() if now_ms is None else now_ms
+        return [
+            (Topic.edge_topic(TopicKind.ACK, site, edge), AckMessage(created, ranges))
+            for (site, edge), ranges in sorted(self.ack_ranges().items())
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    received: ReceivedMessage
+    topic: Topic
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class _Dead:
+    received: ReceivedMessage
+    error: str
+    site: str | None
+    edge: str | None
+    device: str | None
+    envelope: tuple[str, int] | None
+
+    @property
+    def claim_key(self) -> tuple[str, str, int] | None:
+        if self.envelope is None or self.edge is None or self.site is None:
+            return None
+        return self.edge, self.envelope[0], self.envelope[1]
+
+
+def _topic_levels(topic: str) -> tuple[str | None, str | None, str | None]:
+    """Site, edge and device of a topic that may not parse as a whole (for dead letters)."""
+    levels = topic.split("/")
+    if "/".join(levels[:2]) != PREFIX or len(levels) < 5:
+        return None, None, None
+    try:
+        site, edge = check_id("site", levels[2]), check_id("edge", levels[3])
+    except WireError:
+        return None, None, None
+    device = levels[4] if len(levels) == 6 else None
+    if device is not None:
+        try:
+            check_id("device", device)
+        except WireError:
+            device = None
+    return site, edge, device
+
+
+def _check_limits(message: Message) -> None:
+    """Refuse what the schema cannot hold, with a WireError naming the field."""
+
+    def short(name: str, value: str | None, limit: int = _MAX_ID) -> None:
+        if value is not None and len(value) > limit:
+            raise WireError(f"{name}: {len(value)} characters, at most {limit} are kept")
+
+    def bounded(name: str, value: int) -> None:
+        if not -_MAX_INT <= value <= _MAX_INT:
+            raise WireError(f"{name}: {value} is out of range")
+
+    match message:
+        case DataMessage():
+            short("session", message.session)
+            bounded("seq", message.seq)
+            for i, sample in enumerate(message.samples):
+                short(f"samples[{i}].m", sample.metric)
+                bounded(f"samples[{i}].t", sample.ts_ms)
+                if isinstance(sample.value, int) and not isinstance(sample.value, bool):
+                    bounded(f"samples[{i}].v", sample.value)
+        case EventMessage():
+            short("session", message.session)
+            bounded("seq", message.seq)
+            for i, event in enumerate(message.events):
+                short(f"events[{i}].kind", event.kind)
+                short(f"events[{i}].metric", event.metric)
+                bounded(f"events[{i}].t", event.ts_ms)
+        case BirthMessage():
+            short("session", message.session)
+            short("profile", message.profile)
+            short("protocol", message.protocol, 32)
+            short("area", message.area, 128)
+            short("line", message.line, 128)
+            for i, metric in enumerate(message.metrics):
+                short(f"metrics[{i}].name", metric.name)
+                short(f"metrics[{i}].unit", metric.unit, 32)
+                short(f"metrics[{i}].type", metric.data_type, 16)
+                short(f"metrics[{i}].role", metric.role, 32)
+            for code in message.state_map:
+                short(f"states.{code}", code)
+        case StatusMessage():
+            short("session", message.session)
+        case _:
+            pass
+
+
+def _data_type_of(value: Value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, str):
+        return "string"
+    return "float64"
+
+
+def _numeric(value: Value) -> tuple[float | None, str | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        return None, value
+    return float(value), None
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors that mean "the database is not available now", not "this data is bad"."""
+    if isinstance(
+        error,
+        exc.OperationalError | exc.InterfaceError | exc.DisconnectionError | exc.TimeoutError,
+    ):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg ships with the cloud extra
+        return isinstance(error, OSError)
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | OSError)
+
+
+class IngestWriter:
+    """Stores batches of received messages idempotently; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: TimeSeriesStore | None = None,
+        codec: WireCodec | None = None,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.engine = engine
+        self._write_engine = writer_engine(engine)
+        self.store: TimeSeriesStore = store or SqlTimeSeriesStore(engine)
+        self.codec: WireCodec = codec or JsonCodec()
+        self.clock = clock
+        self._series_cache: dict[tuple[str, str, str], int] = {}
+
+    # ------------------------------------------------------------------ decoding
+
+    def _decode(self, received: ReceivedMessage) -> _Decoded | _Dead:
+        site, edge, device = _topic_levels(received.topic)
+        try:
+            topic = parse_topic(received.topic)
+            if topic.kind not in _INGESTED_KINDS:
+                raise WireError(f"topic {received.topic!r}: {topic.kind} messages are not ingested")
+            if b"\\u0000" in received.payload:
+                raise WireError("payload contains a NUL character (\\u0000)")
+            message = self.codec.decode(topic.kind, received.payload)
+            _check_limits(message)
+        except WireError as error:
+            envelope = self.codec.envelope(received.payload)
+            if envelope is not None and (len(envelope[0]) > _MAX_ID or abs(envelope[1]) > _MAX_INT):
+                envelope = None
+            return _Dead(received, str(error), site, edge, device, envelope)
+        return _Decoded(received, topic, message)
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, batch: Sequence[ReceivedMessage]) -> BatchResult:
+        """Store a batch; raise ``DatabaseUnavailable`` (nothing stored) if the DB is down."""
+        if not batch:
+            return BatchResult()
+        items = [self._decode(m) for m in batch]
+        try:
+            return self._write_items(items)
+        except Exception as error:
+            if is_transient(error):
+                raise DatabaseUnavailable(f"database unavailable: {error}") from error
+            if len(items) > 1:
+                log.warning(
+                    "ingest: a batch of %d messages was refused by the database (%s); "
+                    "storing them one by one to find the culprit",
+                    len(items), error,
+                )  # fmt: skip
+                result = BatchResult()
+                for item in items:
+                    result.merge(self._write_alone(item))
+                return result
+            return self._write_alone(items[0], first_error=error)
+
+    def _write_alone(
+        self, item: _Decoded | _Dead, first_error: BaseException | None = None
+    ) -> BatchResult:
+        if first_error is None:
+            try:
+                return self._write_items([item])
+            except Exception as error:
+                if is_transient(error):
+                    raise DatabaseUnavailable(f"database unavailable: {error}") from error
+                first_error = error
+        received = item.received
+        log.error(
+            "ingest: the database refused the message on %s (%s); it goes to the dead-letter "
+            "table, see GET /api/dead-letters",
+            received.topic, first_error,
+        )  # fmt: skip
+        envelope = self.codec.envelope(received.payload)
+        site, edge, device = _topic_levels(received.topic)
+        refused = _Dead(
+            received, f"the database refused it: {first_error}", site, edge, device, envelope
+        )
+        try:
+            return self._write_items([refused])
+        except Exception as error:
+            raise DatabaseUnavailable(f"cannot even store a dead letter: {error}") from error
+
+    def _write_items(self, items: Sequence[_Decoded | _Dead]) -> BatchResult:
+        pending_cache: dict[tuple[str, str, str], int] = {}
+        with self._write_engine.begin() as conn:
+            result = self._store(conn, items, pending_cache)
+        self._series_cache.update(pending_cache)
+        return result
+
+    def _store(
+        self,
+        conn: Connection,
+        items: Sequence[_Decoded | _Dead],
+        pending_cache: dict[tuple[str, str, str], int],
+    ) -> BatchResult:
+        now = self.clock()
+        result = BatchResult(received=len(items))
+        full_recompute: set[tuple[str, str]] = set()
+
+        # 1. births and statuses (idempotent upserts, no sequence numbers)
+        for item in items:
+            if not isinstance(item, _Decoded):
+                continue
+            topic, message = item.topic, item.message
+            if isinstance(message, BirthMessage) and topic.device is not None:
+                outcome = upsert_machine_from_birth(
+                    conn, topic.site, topic.edge, topic.device, message, now
+                )
+                self._define_series(conn, topic, message)
+                if outcome.created or outcome.state_map_changed:
+                    full_recompute.add((topic.edge, topic.device))
+                result.births += 1
+            elif isinstance(message, StatusMessage):
+                self._upsert_status(conn, topic, message, item.received.received_ms)
+                result.statuses += 1
+
+        # 2. claim every sequenced message; the first claim in the batch wins
+        claims: dict[tuple[str, str, int], _Decoded | _Dead] = {}
+        for item in items:
+            key = self._claim_key(item)
+            if key is None:
+                continue
+            if key in claims:
+                self._duplicate(result, item)
+            else:
+                claims[key] = item
+        claimed = self._claim(conn, claims)
+        for key, item in claims.items():
+            if key not in claimed:
+                self._duplicate(result, item)
+
+        # 3. samples, events and dead letters of what was claimed (and unsequenced dead letters)
+        points: list[Point] = []
+        state_since: dict[int, int] = {}
+        sample_rows: list[tuple[_Decoded, DataMessage]] = []
+        event_rows: list[dict[str, object]] = []
+        dead_rows: list[dict[str, object]] = []
+        last_seen: dict[str, tuple[str, int]] = {}
+        for item in items:
+            key = self._claim_key(item)
+            if isinstance(item, _Dead):
+                if key is not None and key not in claimed:
+                    continue  # a re-sent dead letter: already kept
+                if key is not None and claims.get(key) is not item:
+                    continue  # repeated within this batch
+                dead_rows.append(self._dead_row(item))
+                result.dead_letters += 1
+                self._ack(result, item)
+                continue
+            if key is None or key not in claimed or claims.get(key) is not item:
+                continue
+            topic, message = item.topic, item.message
+            seen = last_seen.get(topic.edge)
+            if seen is None or seen[1] < item.received.received_ms:
+                last_seen[topic.edge] = (topic.site, item.received.received_ms)
+            if isinstance(message, DataMessage):
+                sample_rows.append((item, message))
+            elif isinstance(message, EventMessage):
+                event_rows.extend(self._event_rows(item, message))
+            result.stored_messages += 1
+            self._ack(result, item)
+
+        if sample_rows:
+            series_ids = self._series_ids(conn, sample_rows, pending_cache)
+            for item, message in sample_rows:
+                device = item.topic.device or ""
+                for sample in message.samples:
+                    series_id = series_ids[(item.topic.edge, device, sample.metric)]
+                    value, text = _numeric(sample.value)
+                    points.append(
+                        Point(series_id, sample.ts_ms, value, QUALITY_CODE[sample.quality],
+                              text, sample.reason)
+                    )  # fmt: skip
+                    held = state_since.get(series_id)
+                    if held is None or sample.ts_ms < held:
+                        state_since[series_id] = sample.ts_ms
+            result.stored_samples = self.store.write_batch(points, conn)
+        if event_rows:
+            conn.execute(_events.insert(), event_rows)
+            result.stored_events = len(event_rows)
+        if dead_rows:
+            conn.execute(_dead.insert(), dead_rows)
+        self._touch_edges(conn, last_seen)
+
+        # 4. machine state from the earliest new state sample (or from scratch after a birth)
+        self._derive_states(conn, state_since, full_recompute)
+        return result
+
+    # ------------------------------------------------------------------ steps
+
+    @staticmethod
+    def _claim_key(item: _Decoded | _Dead) -> tuple[str, str, int] | None:
+        if isinstance(item, _Dead):
+            return item.claim_key
+        message = item.message
+        if isinstance(message, DataMessage | EventMessage):
+            return item.topic.edge, message.session, message.seq
+        return None
+
+    @classmethod
+    def _duplicate(cls, result: BatchResult, item: _Decoded | _Dead) -> None:
+        result.duplicates += 1
+        if isinstance(item, _Decoded) and isinstance(item.message, DataMessage):
+            device = item.topic.device or ""
+            held = result.duplicate_samples_by_device.get(device, 0)
+            result.duplicate_samples_by_device[device] = held + len(item.message.samples)
+        cls._ack(result, item)
+
+    @staticmethod
+    def _ack(result: BatchResult, item: _Decoded | _Dead) -> None:
+        if isinstance(item, _Dead):
+            if item.claim_key is not None and item.site is not None and item.envelope is not None:
+                result.ack(item.site, item.claim_key[0], item.envelope[0], item.envelope[1])
+            return
+        message = item.message
+        if isinstance(message, DataMessage | EventMessage):
+            result.ack(item.topic.site, item.topic.edge, message.session, message.seq)
+
+    @staticmethod
+    def _claim(
+        conn: Connection, claims: dict[tuple[str, str, int], _Decoded | _Dead]
+    ) -> set[tuple[str, str, int]]:
+        rows = []
+        for key in sorted(claims):  # one lock order for concurrent workers
+            item = claims[key]
+            if isinstance(item, _Decoded):
+                site, device, kind = item.topic.site, item.topic.device or "", item.topic.kind.value
+            else:
+                site, device, kind = item.site or "", item.device or "", "dead_letter"
+            rows.append({
+                "edge": key[0], "session": key[1], "seq": key[2], "site": site,
+                "device": device, "kind": kind, "received_ms": item.received.received_ms,
+            })  # fmt: skip
+        claimed: set[tuple[str, str, int]] = set()
+        for start in range(0, len(rows), CLAIM_CHUNK):
+            stmt = dialect_insert(conn, _claims).values(rows[start : start + CLAIM_CHUNK])
+            stmt = stmt.on_conflict_do_nothing(index_elements=["edge", "session", "seq"])
+            stmt = stmt.returning(_claims.c.edge, _claims.c.session, _claims.c.seq)
+            claimed.update((r[0], r[1], int(r[2])) for r in conn.execute(stmt))
+        return claimed
+
+    @staticmethod
+    def _dead_row(item: _Dead) -> dict[str, object]:
+        session, seq = item.envelope if item.envelope is not None else (None, None)
+        return {
+            "topic": item.received.topic, "payload": item.received.payload, "error": item.error,
+            "received_ms": item.received.received_ms, "site": item.site, "edge": item.edge,
+            "session": session, "seq": seq,
+        }  # fmt: skip
+
+    @staticmethod
+    def _event_rows(item: _Decoded, message: EventMessage) -> list[dict[str, object]]:
+        topic = item.topic
+        return [
+            {
+                "site": topic.site, "edge": topic.edge, "device": topic.device or "",
+                "session": message.session, "seq": message.seq, "kind": event.kind,
+                "ts_ms": event.ts_ms, "metric": event.metric, "previous": event.previous,
+                "current": event.current, "detail": event.detail,
+                "historical": message.historical, "received_ms": item.received.received_ms,
+            }
+            for event in message.events
+        ]  # fmt: skip
+
+    def _series_ids(
+        self,
+        conn: Connection,
+        sample_rows: list[tuple[_Decoded, DataMessage]],
+        pending_cache: dict[tuple[str, str, str], int],
+    ) -> dict[tuple[str, str, str], int]:
+        wanted: dict[tuple[str, str, str], tuple[str, str]] = {}
+        for item, message in sample_rows:
+            for sample in message.samples:
+                key = (item.topic.edge, item.topic.device or "", sample.metric)
+                if key not in wanted:
+                    wanted[key] = (item.topic.site, _data_type_of(sample.value))
+        found = {k: self._series_cache[k] for k in wanted if k in self._series_cache}
+        missing = [k for k in wanted if k not in found]
+        if missing:
+            found.update(self._lookup_series(conn, missing))
+        new = [k for k in missing if k not in found]
+        if new:
+            stmt = dialect_insert(conn, _series).values(
+                [
+                    {
+                        "site": wanted[k][0], "edge": k[0], "device": k[1], "metric": k[2],
+                        "data_type": wanted[k][1], "role": "info",
+                    }
+                    for k in sorted(new)
+                ]
+            )  # fmt: skip
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["edge", "device", "metric"]))
+            found.update(self._lookup_series(conn, new))
+        pending_cache.update(found)
+        return found
+
+    @staticmethod
+    def _lookup_series(
+        conn: Connection, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], int]:
+        out: dict[tuple[str, str, str], int] = {}
+        for start in range(0, len(keys), 300):
+            chunk = keys[start : start + 300]
+            query = select(_series.c.edge, _series.c.device, _series.c.metric, _series.c.id).where(
+                tuple_(_series.c.edge, _series.c.device, _series.c.metric).in_(chunk)
+            )
+            out.update({(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(query)})
+        return out
+
+    @staticmethod
+    def _define_series(conn: Connection, topic: Topic, birth: BirthMessage) -> None:
+        if not birth.metrics:
+            return
+        stmt = dialect_insert(conn, _series).values(
+            [
+                {
+                    "site": topic.site, "edge": topic.edge, "device": topic.device,
+                    "metric": m.name, "unit": m.unit, "data_type": m.data_type, "role": m.role,
+                    "low_limit": m.low_limit, "high_limit": m.high_limit,
+                    "description": m.description,
+                }
+                for m in sorted(birth.metrics, key=lambda m: m.name)
+            ]
+        )  # fmt: skip
+        excluded = stmt.excluded
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["edge", "device", "metric"],
+                set_={
+                    "site": excluded.site, "unit": excluded.unit,
+                    "data_type": excluded.data_type, "role": excluded.role,
+                    "low_limit": excluded.low_limit, "high_limit": excluded.high_limit,
+                    "description": excluded.description,
+                },
+            )
+        )  # fmt: skip
+
+    @staticmethod
+    def _upsert_status(
+        conn: Connection, topic: Topic, status: StatusMessage, received_ms: int
+    ) -> None:
+        stmt = dialect_insert(conn, _edges).values(
+            edge=topic.edge, site=topic.site, online=status.online, session=status.session,
+            last_seen_ms=received_ms, status_created_ms=status.created_ms,
+            health=dict(status.health), clock_skew_ms=received_ms - status.created_ms,
+        )  # fmt: skip
+        excluded = stmt.excluded
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["edge"],
+                set_={
+                    "site": excluded.site, "online": excluded.online,
+                    "session": excluded.session, "status_created_ms": excluded.status_created_ms,
+                    "health": excluded.health, "clock_skew_ms": excluded.clock_skew_ms,
+                    "last_seen_ms": excluded.last_seen_ms,
+                },
+                where=(_edges.c.status_created_ms.is_(None))
+                | (_edges.c.status_created_ms <= excluded.status_created_ms),
+            )
+        )  # fmt: skip
+
+    @staticmethod
+    def _touch_edges(conn: Connection, last_seen: dict[str, tuple[str, int]]) -> None:
+        for edge in sorted(last_seen):
+            site, seen_ms = last_seen[edge]
+            stmt = dialect_insert(conn, _edges).values(
+                edge=edge, site=site, online=True, last_seen_ms=seen_ms, health={}
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["edge"],
+                    set_={"last_seen_ms": stmt.excluded.last_seen_ms},
+                    where=_edges.c.last_seen_ms < stmt.excluded.last_seen_ms,
+                )
+            )
+
+    @staticmethod
+    def _derive_states(
+        conn: Connection, state_since: dict[int, int], full: set[tuple[str, str]]
+    ) -> None:
+        if not state_since and not full:
+            return
+        query = select(_series.c.id, _series.c.edge, _series.c.device, _series.c.role).where(
+            _series.c.role.in_(("state", "fault_code"))
+        )
+        if not full:
+            touched = select(_series.c.edge, _series.c.device).where(
+                _series.c.id.in_(list(state_since)), _series.c.role == "state"
+            )
+            pairs = {(r[0], r[1]) for r in conn.execute(touched)}
+            if not pairs:
+                return
+            query = query.where(tuple_(_series.c.edge, _series.c.device).in_(sorted(pairs)))
+        by_device: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for series_id, edge, device, role in conn.execute(query):
+            by_device[(edge, device)][role] = int(series_id)
+        for (edge, device), roles in sorted(by_device.items()):
+            state_series = roles.get("state")
+            if state_series is None:
+                continue
+            if (edge, device) not in full and state_series not in state_since:
+                continue
+            machine = conn.execute(
+                select(_machines.c.id, _machines.c.state_map).where(
+                    _machines.c.edge == edge, _machines.c.device == device
+                )
+            ).first()
+            if machine is None:
+                continue  # no birth yet: the birth will derive states from scratch
+            since = None if (edge, device) in full else state_since[state_series]
+            recompute_states(
+                conn, int(machine.id), state_series, dict(machine.state_map or {}), since,
+                roles.get("fault_code"),
+            )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Machine state: canonical state intervals derived from each machine's state tag."""

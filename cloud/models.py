@@ -1,0 +1,23 @@
+"""Every cloud table in one import, for Alembic's metadata and for tests."""
+
+from cloud.assets.models import Area, Line, Machine, Site
+from cloud.db import Base
+from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
+from cloud.machine_state.models import StateInterval
+from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
+
+__all__ = [
+    "Area",
+    "Base",
+    "DeadLetter",
+    "DeviceEvent",
+    "EdgeNode",
+    "IngestMessage",
+    "Line",
+    "Machine",
+    "Site",
+    "StateInterval",
+    "TsLatest",
+    "TsSeries",
+    "ts_sample",
+]

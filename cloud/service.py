@@ -1,0 +1,114 @@
+"""The cloud process: migrate the database, run the ingest worker and serve the API (uvicorn).
+
+``CloudService`` is the programmatic handle (start / stop, the API's bound port); ``run_cloud``
+runs it in the foreground until SIGTERM, SIGINT or ``stop_event``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from sqlalchemy import Engine
+
+from cloud.api.app import create_app
+from cloud.config import CloudConfig
+from cloud.db import create_engine_for, migrate
+from cloud.errors import CloudError
+from cloud.ingest.worker import IngestWorker
+
+log = logging.getLogger(__name__)
+
+
+class CloudService:
+    """Ingest worker + REST API in one process, on one database engine."""
+
+    def __init__(self, config: CloudConfig) -> None:
+        self.config = config
+        self.engine: Engine | None = None
+        self.worker: IngestWorker | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def api_port(self) -> int:
+        """The port the API listens on (the real one when the config asked for port 0)."""
+        if self._server is not None:
+            for server in getattr(self._server, "servers", []):
+                for sock in server.sockets:
+                    return int(sock.getsockname()[1])
+        return self.config.api_port
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.config.api_host}:{self.api_port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Migrate, start ingest, and return once the API accepts connections."""
+        url = self.config.database_url
+        migrate(url)
+        self.engine = create_engine_for(url)
+        self.worker = IngestWorker(self.config, self.engine)
+        self.worker.start()
+        app = create_app(self.engine, worker=self.worker)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.config.api_host,
+                port=self.config.api_port,
+                log_level=self.config.log_level.lower(),
+                lifespan="on",
+            )
+        )
+        self._thread = threading.Thread(target=self._server.run, name="cloud-api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise CloudError(
+                    f"the API could not listen on {self.config.api_host}:{self.config.api_port} "
+                    "(is the port taken? set api_port or --api-port)"
+                )
+            time.sleep(0.02)
+        log.info("cloud: API on %s (docs at %s/docs)", self.api_url, self.api_url)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving, stop ingest (storing what is queued), release the database."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.worker is not None:
+            self.worker.stop(timeout)
+        if self.engine is not None:
+            self.engine.dispose()
+        self._server = self._thread = self.worker = self.engine = None
+
+
+def run_cloud(config: CloudConfig, stop_event: threading.Event | None = None) -> None:
+    """Run the cloud in the foreground until SIGTERM / SIGINT (main thread) or ``stop_event``."""
+    stop = stop_event or threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def _on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("cloud: %s received, stopping", signal.Signals(signum).name)
+            stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, _on_signal)
+    service = CloudService(config)
+    try:
+        service.start()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        service.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

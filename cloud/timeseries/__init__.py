@@ -1,0 +1,1 @@
+"""Time-series store: one narrow interface, a SQL backend (SQLite / PostgreSQL)."""
