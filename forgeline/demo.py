@@ -123,13 +123,17 @@ def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[
         table.add_column(column)
     for m in machines:
         device = m.get("device") or m.get("id")
-        values = m.get("latest") or {}
+        values = m.get("values") or {}
+        params = [v for v in values.values() if v.get("role") == "process_param"]
         shown = []
-        for name, v in list(values.items())[:3]:
-            value = v.get("value") if isinstance(v, dict) else v
-            if isinstance(value, float):
-                value = f"{value:.1f}"
-            shown.append(f"{name}={value}")
+        for v in params[:3]:
+            value = v.get("value")
+            text = (
+                "bad"
+                if v.get("quality") == "bad"
+                else (f"{value:.1f}" if isinstance(value, float) else str(value))
+            )
+            shown.append(f"{v['metric']}={text}{v.get('unit') or ''}")
         link = health.get(f"{device}.link_up")
         table.add_row(
             str(m.get("name") or device), str(m.get("line") or ""), str(m.get("protocol") or ""),
@@ -267,7 +271,9 @@ def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge
     duplicates: dict[str, int] = {}
     with contextlib.suppress(OSError, ValueError):
         stats = _get_json(f"{api}/api/ingest/stats")
-        duplicates = {k: int(v) for k, v in (stats.get("duplicate_samples_by_device") or {}).items()}
+        duplicates = {
+            k: int(v) for k, v in (stats.get("duplicate_samples_by_device") or {}).items()
+        }
     report = account(db_url, EDGE_ID, outbox_path(edge_data), protocols, duplicates)
     totals = report["totals"]
     print(

@@ -40,24 +40,12 @@ from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
 
+from protocols.opcua.values import VARIANT_TYPES
 from protocols.profile import Profile, Tag
 from simulators.behaviour import MachineBehaviour
 
 log = logging.getLogger(__name__)
 
-VARIANT_TYPES: dict[str, ua.VariantType] = {
-    "bool": ua.VariantType.Boolean,
-    "int16": ua.VariantType.Int16,
-    "uint16": ua.VariantType.UInt16,
-    "int32": ua.VariantType.Int32,
-    "uint32": ua.VariantType.UInt32,
-    "int64": ua.VariantType.Int64,
-    "uint64": ua.VariantType.UInt64,
-    "float32": ua.VariantType.Float,
-    "float64": ua.VariantType.Double,
-    "bitfield": ua.VariantType.UInt16,
-    "string": ua.VariantType.String,
-}
 ENDPOINT_PATH = "/forgeline/"
 _BIND_ATTEMPTS = 5
 
