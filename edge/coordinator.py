@@ -138,13 +138,19 @@ class DeviceCoordinator:
         log.warning(
             "device not answering: device=%s protocol=%s error=%s; its values are marked bad, "
             "retrying with backoff up to %.0f s (check the PLC's power, cable and address)",
-            self.device_id, self.profile.protocol, exc or type(exc).__name__, self.backoff.max_s,
+            self.device_id, self.profile.protocol, _describe(exc, self.read_timeout_s), self.backoff.max_s,
         )  # fmt: skip
         bad = [
             Sample(t.name, now, None, Quality.BAD, REASON_NOT_CONNECTED) for t in self.profile.tags
         ]
-        event = Event("link_down", now, detail=str(exc) or type(exc).__name__)
+        event = Event("link_down", now, detail=_describe(exc, self.read_timeout_s))
         await self._sink(self.device_id, self._rbe.filter(bad), [event], 0)
+
+
+def _describe(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {timeout_s:.1f} s"
+    return str(exc) or type(exc).__name__
 
 
 async def _sleep_or_stop(stop: asyncio.Event, delay: float) -> None:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 @dataclass(slots=True)
 class DeviceHealth:
-    link_up: bool = False
+    link_up: bool | None = None  # None until the first poll
     last_round_trip_s: float | None = None
     reads: int = 0
     read_errors: int = 0
@@ -97,7 +97,7 @@ class EdgeHealth:
             "clock_ms": time.time_ns() // 1_000_000,
         }
         for device, h in self.devices.items():
-            out[f"{device}.link_up"] = int(h.link_up)
+            out[f"{device}.link_up"] = None if h.link_up is None else int(h.link_up)
             out[f"{device}.read_errors"] = h.read_errors
             out[f"{device}.round_trip_ms"] = (
                 None if h.last_round_trip_s is None else round(h.last_round_trip_s * 1000, 2)

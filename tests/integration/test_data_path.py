@@ -114,13 +114,18 @@ def test_a_dead_plc_goes_bad_without_slowing_its_neighbours(plant: PlantRun) -> 
         return status.health.get("cnc-01.link_up")
 
     def outage_over() -> bool:
+        """Up, then down, then up again."""
         ups = [link(s) for _, s in recorder.status if s.online]
-        return 0 in ups and ups[-1] == 1 and ups.index(0) > 0
+        if 1 not in ups or 0 not in ups[ups.index(1) :]:
+            return False
+        first_down = ups.index(0, ups.index(1))
+        return 1 in ups[first_down:]
 
     wait_for(outage_over, 60, "cnc-01 going down and coming back (edge status)")
     online = [(t, s) for t, s in recorder.status if s.online]
-    down = [t for t, s in online if link(s) == 0]
-    healthy = (online[0][0], down[0] - 0.5)
+    first_up = next(t for t, s in online if link(s) == 1)
+    down = [t for t, s in online if link(s) == 0 and t > first_up]
+    healthy = (first_up, down[0] - 0.5)
     outage = (down[0] + 0.5, down[-1])
     assert outage[1] - outage[0] >= 5, "the outage window is too short to measure"
 
