@@ -108,9 +108,7 @@ class EdgeAgent:
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(
-            cfg.data_dir / OUTBOX_FILE, cfg.buffer.max_bytes, cfg.buffer.max_age_s
-        )
+        self.outbox = Outbox(cfg.data_dir / OUTBOX_FILE, cfg.buffer.max_bytes, cfg.buffer.max_age_s)
         depth = self.outbox.depth()
         log.info(
             "edge agent starting: site=%s edge=%s session=%s devices=%d backlog_messages=%d",
@@ -194,7 +192,9 @@ class EdgeAgent:
 
     # ------------------------------------------------------------------ data path
 
-    async def _sink(self, device: str, samples: list[Sample], events: list[Event], read: int) -> None:
+    async def _sink(
+        self, device: str, samples: list[Sample], events: list[Event], read: int
+    ) -> None:
         await self._queue.put(_Reading(device, samples, events, read))
 
     async def _writer(self) -> None:
@@ -304,7 +304,9 @@ class EdgeAgent:
                     for seq in range(first, last + 1):
                         self._sent_at.pop((session, seq), None)
                 else:
-                    for key in [k for k in self._sent_at if k[0] == session and first <= k[1] <= last]:
+                    for key in [
+                        k for k in self._sent_at if k[0] == session and first <= k[1] <= last
+                    ]:
                         del self._sent_at[key]
 
     async def _command(self, command: CommandMessage) -> None:

@@ -90,7 +90,9 @@ class DeviceCoordinator:
                     next_poll += self.poll_interval_s
                     now = time.monotonic()
                     if next_poll < now:  # overran: skip missed ticks rather than burst
-                        next_poll = now + self.poll_interval_s - (now - next_poll) % self.poll_interval_s
+                        next_poll = (
+                            now + self.poll_interval_s - (now - next_poll) % self.poll_interval_s
+                        )
                     delay = next_poll - now
                 else:
                     delay = self.backoff.delay(self._failures, self._rng)

@@ -27,7 +27,9 @@ class MachineAccount:
     lost: int = 0
 
 
-def edge_log(outbox_file: Path) -> tuple[list[tuple[str, int, str | None, int]], dict[str, dict[str, int]]]:
+def edge_log(
+    outbox_file: Path,
+) -> tuple[list[tuple[str, int, str | None, int]], dict[str, dict[str, int]]]:
     """Rows (session, seq, device, samples) still in an edge's log, and its counters."""
     db = sqlite3.connect(f"file:{outbox_file}?mode=ro", uri=True)
     try:

@@ -37,20 +37,50 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--duration", type=float, default=None, metavar="SECONDS",
-              help="Run this long, then drain the edge's log and exit cleanly (default: until Ctrl-C).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the end-of-run accounting (read/published/stored/pending/lost per machine) as JSON here.")
-@click.option("--mqtt-url", default=None, metavar="URL",
-              help="Use this broker (mqtt://user:pass@host:port) instead of starting the embedded one.")
-@click.option("--db-url", default=None, metavar="URL",
-              help="SQLAlchemy URL of the cloud database (default: a SQLite file in the data dir).")
-@click.option("--api-port", type=int, default=8000, show_default=True,
-              help="Port of the cloud API and its OpenAPI page (/docs) on 127.0.0.1.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the run keeps its files (default: a fresh temporary directory per run).")
-@click.option("--scenario", default="demo", show_default=True,
-              help="Simulated plant: a built-in scenario name or a scenario YAML file.")
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Run this long, then drain the edge's log and exit cleanly (default: until Ctrl-C).",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the end-of-run accounting (read/published/stored/pending/lost per machine) as JSON here.",
+)
+@click.option(
+    "--mqtt-url",
+    default=None,
+    metavar="URL",
+    help="Use this broker (mqtt://user:pass@host:port) instead of starting the embedded one.",
+)
+@click.option(
+    "--db-url",
+    default=None,
+    metavar="URL",
+    help="SQLAlchemy URL of the cloud database (default: a SQLite file in the data dir).",
+)
+@click.option(
+    "--api-port",
+    type=int,
+    default=8000,
+    show_default=True,
+    help="Port of the cloud API and its OpenAPI page (/docs) on 127.0.0.1.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the run keeps its files (default: a fresh temporary directory per run).",
+)
+@click.option(
+    "--scenario",
+    default="demo",
+    show_default=True,
+    help="Simulated plant: a built-in scenario name or a scenario YAML file.",
+)
 @click.option("--no-live", is_flag=True, help="Print a progress line instead of the live table.")
 @_LOG_LEVEL
 def demo(
@@ -83,12 +113,25 @@ def demo(
 
 
 @main.command()
-@click.option("--scenario", required=True, metavar="NAME|FILE",
-              help="A built-in scenario (e.g. demo) or a scenario YAML file describing the plant.")
-@click.option("--endpoints-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write every device's endpoint here (JSON, atomically) once all servers listen.")
-@click.option("--duration", type=float, default=None, metavar="SECONDS",
-              help="Stop after this long (default: until SIGTERM or Ctrl-C).")
+@click.option(
+    "--scenario",
+    required=True,
+    metavar="NAME|FILE",
+    help="A built-in scenario (e.g. demo) or a scenario YAML file describing the plant.",
+)
+@click.option(
+    "--endpoints-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every device's endpoint here (JSON, atomically) once all servers listen.",
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Stop after this long (default: until SIGTERM or Ctrl-C).",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 def sim(scenario: str, endpoints_file: Path | None, duration: float | None,
@@ -101,9 +144,13 @@ def sim(scenario: str, endpoints_file: Path | None, duration: float | None,
 
 
 @main.command()
-@click.option("--config", "config_file", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Edge YAML config (see deploy/edge.sample.yaml for every option and default).")
+@click.option(
+    "--config",
+    "config_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Edge YAML config (see deploy/edge.sample.yaml for every option and default).",
+)
 @_LOG_LEVEL
 @_LOG_FORMAT
 def edge(config_file: Path, log_level: str, log_format: str) -> None:
@@ -121,12 +168,25 @@ def edge(config_file: Path, log_level: str, log_format: str) -> None:
 
 
 @main.command()
-@click.option("--config", "config_file", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Cloud YAML config (see deploy/cloud.sample.yaml); options below override it.")
-@click.option("--mqtt-url", default=None, metavar="URL", help="Broker to ingest from (mqtt://user:pass@host:port).")
-@click.option("--db-url", default=None, metavar="URL",
-              help="SQLAlchemy database URL (sqlite:///path or postgresql+psycopg://...).")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Cloud YAML config (see deploy/cloud.sample.yaml); options below override it.",
+)
+@click.option(
+    "--mqtt-url",
+    default=None,
+    metavar="URL",
+    help="Broker to ingest from (mqtt://user:pass@host:port).",
+)
+@click.option(
+    "--db-url",
+    default=None,
+    metavar="URL",
+    help="SQLAlchemy database URL (sqlite:///path or postgresql+psycopg://...).",
+)
 @click.option("--api-port", type=int, default=None, help="Port of the REST API (default 8000).")
 @_LOG_LEVEL
 @_LOG_FORMAT
@@ -188,7 +248,9 @@ def profiles_list() -> None:
 
     for name in available():
         profile = load_profile(profile_path(name))
-        click.echo(f"{name:32} {profile.protocol:11} {len(profile.tags):3} tags  {profile.description or ''}")
+        click.echo(
+            f"{name:32} {profile.protocol:11} {len(profile.tags):3} tags  {profile.description or ''}"
+        )
 
 
 @main.group()
@@ -197,10 +259,22 @@ def mqtt() -> None:
 
 
 @mqtt.command("tail")
-@click.option("--mqtt-url", default="mqtt://127.0.0.1:1883", show_default=True, metavar="URL",
-              help="Broker to listen to.")
-@click.option("--topic", "topics", multiple=True, default=["forgeline/#"], show_default=True,
-              metavar="FILTER", help="Topic filter; repeat for several.")
+@click.option(
+    "--mqtt-url",
+    default="mqtt://127.0.0.1:1883",
+    show_default=True,
+    metavar="URL",
+    help="Broker to listen to.",
+)
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    default=["forgeline/#"],
+    show_default=True,
+    metavar="FILTER",
+    help="Topic filter; repeat for several.",
+)
 @click.option("--count", type=int, default=None, help="Exit after this many messages.")
 @click.option("--raw", is_flag=True, help="Print payloads as they are instead of decoding them.")
 def mqtt_tail(mqtt_url: str, topics: tuple[str, ...], count: int | None, raw: bool) -> None:

@@ -26,7 +26,9 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1
+) -> None:
     """Poll ``condition`` until true; raise TimeoutError naming ``what`` otherwise."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,13 +1,13 @@
 """The exception tree of the protocols package.
 
-    ProtocolError                      anything raised by protocols/
-    ├── WireError                      a wire payload or topic that breaks the contract
-    │   └── UnsupportedVersion         a payload whose schema version this side does not speak
-    ├── ProfileError                   a device profile that breaks the schema (file, line, field)
-    ├── CodecError                     a value that cannot be encoded to / decoded from registers
-    └── FieldBusError                  a PLC that did not answer as asked
-        ├── DeviceUnreachable          no connection, timeout, or the connection dropped
-        └── DeviceRejected             the device answered with an exception (e.g. Modbus 0x02)
+ProtocolError                      anything raised by protocols/
+├── WireError                      a wire payload or topic that breaks the contract
+│   └── UnsupportedVersion         a payload whose schema version this side does not speak
+├── ProfileError                   a device profile that breaks the schema (file, line, field)
+├── CodecError                     a value that cannot be encoded to / decoded from registers
+└── FieldBusError                  a PLC that did not answer as asked
+    ├── DeviceUnreachable          no connection, timeout, or the connection dropped
+    └── DeviceRejected             the device answered with an exception (e.g. Modbus 0x02)
 """
 
 from __future__ import annotations

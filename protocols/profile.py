@@ -135,7 +135,8 @@ class ModbusOptions(_Strict):
 
 class OpcUaOptions(_Strict):
     namespace_uri: str | None = Field(
-        default=None, description="namespace of node ids written without 'ns=' (resolved at connect)"
+        default=None,
+        description="namespace of node ids written without 'ns=' (resolved at connect)",
     )
     subscribe: bool = True
     sampling_interval_ms: int = Field(default=500, ge=0)
@@ -163,7 +164,9 @@ class Profile(_Strict):
     description: str | None = None
     protocol: Protocol
     poll_interval_s: float = Field(default=1.0, gt=0)
-    heartbeat_s: float = Field(default=30.0, gt=0, description="publish unchanged values this often")
+    heartbeat_s: float = Field(
+        default=30.0, gt=0, description="publish unchanged values this often"
+    )
     ideal_cycle_time_s: float | None = Field(default=None, gt=0)
     units_per_cycle: int = Field(default=1, ge=1, description="e.g. cavities of a mould")
     states: dict[int, CanonicalState] = Field(default_factory=dict)
@@ -187,7 +190,9 @@ class Profile(_Strict):
                     problems.append(f"tags[{i}] ({tag.name}): 'table'/'address' are Modbus fields")
             else:
                 if tag.table is None or tag.address is None:
-                    problems.append(f"tags[{i}] ({tag.name}): a Modbus tag needs 'table' and 'address'")
+                    problems.append(
+                        f"tags[{i}] ({tag.name}): a Modbus tag needs 'table' and 'address'"
+                    )
                 elif tag.address + tag.register_count > 65536:
                     problems.append(f"tags[{i}] ({tag.name}): runs past register 65535")
                 if tag.node is not None:

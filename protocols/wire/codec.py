@@ -277,16 +277,16 @@ def _read_ranges(obj: dict[str, Any], where: str) -> dict[str, tuple[tuple[int, 
                 and pair[0] <= pair[1]
             )
             if not ok:
-                raise WireError(f"{where}.{session}[{i}]: expected [first, last] with first <= last")
+                raise WireError(
+                    f"{where}.{session}[{i}]: expected [first, last] with first <= last"
+                )
             pairs.append((pair[0], pair[1]))
         out[session] = tuple(pairs)
     return out
 
 
 def _data(r: _Reader) -> DataMessage:
-    samples = tuple(
-        _read_sample(s, f"samples[{i}]") for i, s in enumerate(r.items("samples"))
-    )
+    samples = tuple(_read_sample(s, f"samples[{i}]") for i, s in enumerate(r.items("samples")))
     return DataMessage(
         r.string("session"), r.integer("seq"), r.integer("created"), samples, r.flag("historical")
     )
@@ -330,7 +330,9 @@ def _ack(r: _Reader) -> AckMessage:
 
 
 def _command(r: _Reader) -> CommandMessage:
-    return CommandMessage(r.string("command"), r.string("id"), r.integer("created"), r.mapping("args", True))
+    return CommandMessage(
+        r.string("command"), r.string("id"), r.integer("created"), r.mapping("args", True)
+    )
 
 
 def _presence(r: _Reader) -> PresenceMessage:

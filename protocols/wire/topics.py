@@ -1,12 +1,12 @@
 """MQTT topics of wire contract v1, built and parsed in one place.
 
-    forgeline/v1/{site}/{edge}/status            retained; birth, and death through the MQTT will
-    forgeline/v1/{site}/{edge}/{device}/birth    retained; metric definitions
-    forgeline/v1/{site}/{edge}/{device}/data     a batch of samples
-    forgeline/v1/{site}/{edge}/{device}/event    state changes, counter resets, link changes
-    forgeline/v1/{site}/{edge}/cmd               down: commands to the edge
-    forgeline/v1/{site}/{edge}/ack               down: sequence ranges the cloud has stored
-    forgeline/v1/_cloud/{worker}/presence        retained; a cloud worker's presence, with a will
+forgeline/v1/{site}/{edge}/status            retained; birth, and death through the MQTT will
+forgeline/v1/{site}/{edge}/{device}/birth    retained; metric definitions
+forgeline/v1/{site}/{edge}/{device}/data     a batch of samples
+forgeline/v1/{site}/{edge}/{device}/event    state changes, counter resets, link changes
+forgeline/v1/{site}/{edge}/cmd               down: commands to the edge
+forgeline/v1/{site}/{edge}/ack               down: sequence ranges the cloud has stored
+forgeline/v1/_cloud/{worker}/presence        retained; a cloud worker's presence, with a will
 """
 
 from __future__ import annotations

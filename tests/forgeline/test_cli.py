@@ -28,7 +28,9 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize(("command", "mentions"), COMMANDS, ids=lambda c: " ".join(c) or "forgeline")
+@pytest.mark.parametrize(
+    ("command", "mentions"), COMMANDS, ids=lambda c: " ".join(c) or "forgeline"
+)
 def test_every_command_explains_its_options(command: list[str], mentions: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -17,4 +17,3 @@ def plant(tmp_path: Path, mosquitto: Any, db_url: str) -> Iterator[PlantRun]:
         yield run
     finally:
         run.close()
-

@@ -204,8 +204,6 @@ class PlantRun:
                 child.stop(timeout_s=10)
 
 
-
-
 def assert_no_loss(report: dict[str, Any], run: PlantRun) -> None:
     totals = report["totals"]
     detail = json.dumps(report, indent=1) + "\n" + run.logs_tail()
@@ -215,4 +213,3 @@ def assert_no_loss(report: dict[str, Any], run: PlantRun) -> None:
     assert totals["stored"] == totals["published"], detail
     for machine in report["machines"]:
         assert machine["published"] > 0, detail
-

@@ -35,7 +35,9 @@ def test_duplicates_stored_once_bad_payloads_dead_lettered_and_the_worker_goes_o
         session = str(uuid.uuid4())
 
         def data(seq: int, n: int) -> bytes:
-            samples = tuple(Sample("spindle_speed", 1_700_000_000_000 + i, float(i)) for i in range(n))
+            samples = tuple(
+                Sample("spindle_speed", 1_700_000_000_000 + i, float(i)) for i in range(n)
+            )
             return codec.encode(DataMessage(session, seq, 1_700_000_000_000, samples))
 
         client.publish(DATA, data(1, 5), qos=1).wait_for_publish(5)

@@ -38,7 +38,9 @@ def test_every_published_sample_is_stored_exactly_once(plant: PlantRun) -> None:
 
 
 @pytest.mark.slow
-def test_broker_killed_and_restarted_later_loses_nothing(plant: PlantRun, mosquitto: object) -> None:
+def test_broker_killed_and_restarted_later_loses_nothing(
+    plant: PlantRun, mosquitto: object
+) -> None:
     _start_all(plant)
     recorder = plant.record(["forgeline/v1/+/+/+/data"])
     time.sleep(2)

@@ -115,7 +115,9 @@ def test_non_finite_values_travel_as_null_with_bad_quality(bad: float) -> None:
     message = DataMessage("s", 1, 0, (Sample("temp", 1, bad),))
     obj = json.loads(codec.encode(message))
     assert obj["samples"] == [{"m": "temp", "t": 1, "v": None, "q": "bad", "r": "value:not_finite"}]
-    assert Sample.checked("temp", 1, bad) == Sample("temp", 1, None, Quality.BAD, "value:not_finite")
+    assert Sample.checked("temp", 1, bad) == Sample(
+        "temp", 1, None, Quality.BAD, "value:not_finite"
+    )
 
 
 def _payload(**changes: object) -> bytes:
