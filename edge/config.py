@@ -6,7 +6,6 @@ Every default is documented in ``deploy/edge.sample.yaml``; errors name the file
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -74,7 +73,6 @@ class EdgeConfig(_Strict):
         default=10.0, ge=0, description="on SIGTERM, wait this long for the cloud to ack the log"
     )
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Prometheus")
-    log_format: Literal["text", "json"] = "text"
     devices: list[DeviceSettings] = Field(min_length=1)
 
     @model_validator(mode="after")
