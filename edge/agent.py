@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from device_profiles import profile_path
 from edge.buffer import Outbox, OutgoingMessage
-from edge.config import DeviceSettings, EdgeConfig
+from edge.config import DeviceSettings, EdgeConfig, EdgeConfigError
 from edge.coordinator import Backoff, DeviceCoordinator
 from edge.drivers.base import Driver, Endpoint, create_driver
 from edge.health import EdgeHealth
@@ -99,6 +100,7 @@ class EdgeAgent:
         self._queue: asyncio.Queue[_Reading] = asyncio.Queue()
         self._sent_at: dict[tuple[str, int], float] = {}
         self._cursor = 0
+        self.failed = False
         self._status_topic = str(Topic.edge_topic(TopicKind.STATUS, config.site, config.edge_id))
         self._ack_topic = str(Topic.edge_topic(TopicKind.ACK, config.site, config.edge_id))
         self._cmd_topic = str(Topic.edge_topic(TopicKind.CMD, config.site, config.edge_id))
@@ -162,9 +164,21 @@ class EdgeAgent:
             asyncio.create_task(self._backlog_lane(), name="backlog-lane"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
+        stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await stop.wait()
+            done, _ = await asyncio.wait(
+                [stopping, *background], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task is not stopping and not task.cancelled() and task.exception():
+                    self.failed = True
+                    log.critical(
+                        "edge agent internal task failed: task=%s error=%r; stopping so that the "
+                        "service manager restarts the agent (the log on disk is kept)",
+                        task.get_name(), task.exception(),
+                    )  # fmt: skip
         finally:
+            stopping.cancel()
             polling.set()
             await asyncio.gather(*pollers, return_exceptions=True)
             await self._flush_queue()
@@ -205,7 +219,27 @@ class EdgeAgent:
             batch = [first]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            self._commit(batch)
+            await self._commit_until_done(batch)
+
+    async def _commit_until_done(self, batch: list[_Reading]) -> None:
+        """Commit a batch; if the disk refuses (full, read-only), say so once and keep trying."""
+        failures = 0
+        while True:
+            try:
+                self._commit(batch)
+            except sqlite3.Error as exc:
+                failures += 1
+                if failures == 1:
+                    log.error(
+                        "cannot write the edge log: path=%s error=%s; readings are held in memory "
+                        "and retried every second (free disk space or fix permissions)",
+                        self.config.data_dir / OUTBOX_FILE, exc,
+                    )  # fmt: skip
+                await asyncio.sleep(1.0)
+                continue
+            if failures:
+                log.info("edge log writable again after %d attempts", failures)
+            return
 
     async def _flush_queue(self) -> None:
         batch = []
@@ -394,18 +428,24 @@ def build_agent(config: EdgeConfig) -> EdgeAgent:
         if not settings.enabled:
             continue
         profile = load_profile(profile_path(settings.profile))
-        driver = create_driver(profile, endpoint_for(settings, profile))
+        try:
+            driver = create_driver(profile, endpoint_for(settings, profile))
+        except ValueError as exc:
+            raise EdgeConfigError(
+                f"device {settings.id} (profile {settings.profile}): {exc}"
+            ) from exc
         devices.append(Device(settings, profile, driver))
     return EdgeAgent(config, devices)
 
 
-async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> None:
-    """Run an agent until ``stop`` (or SIGTERM/SIGINT when none is given)."""
+async def run_edge(config: EdgeConfig, stop: asyncio.Event | None = None) -> int:
+    """Run an agent until ``stop`` (or SIGTERM/SIGINT when none is given); the exit code."""
     agent = build_agent(config)
     if stop is None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
     await agent.run(stop)
+    return 1 if agent.failed else 0
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

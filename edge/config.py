@@ -13,6 +13,10 @@ from protocols.wire.topics import check_id
 from protocols.yaml_lines import validate_file, validate_yaml
 
 
+class EdgeConfigError(Exception):
+    """A config that validates but cannot be run (a device's profile and endpoint disagree)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -156,15 +156,16 @@ def sim(scenario: str, endpoints_file: Path | None, duration: float | None,
 def edge(config_file: Path, log_level: str, log_format: str) -> None:
     """Run the edge agent: poll the configured PLCs and stream their readings over MQTT."""
     from edge.agent import run_edge
-    from edge.config import load_edge_config
+    from edge.config import EdgeConfigError, load_edge_config
     from protocols.errors import ProfileError
 
     configure_logging(log_level, log_format, process="edge")
     try:
         config = load_edge_config(config_file)
-        asyncio.run(run_edge(config))
-    except (ProfileError, FileNotFoundError) as exc:
+        code = asyncio.run(run_edge(config))
+    except (ProfileError, EdgeConfigError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
 
 
 @main.command()

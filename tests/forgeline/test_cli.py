@@ -96,3 +96,13 @@ def test_mqtt_tail_prints_decoded_messages(mosquitto: Any) -> None:
     lines = out.splitlines()
     assert lines[0].startswith('forgeline/v1/p/e/d/data {"v":1,"type":"data","session":"s-1"')
     assert lines[1].startswith("forgeline/v1/p/e/d/data INVALID (payload is not JSON")
+
+
+def test_edge_refuses_a_device_whose_endpoint_does_not_fit_its_profile(tmp_path: Path) -> None:
+    config = tmp_path / "edge.yaml"
+    config.write_text("site: plant\nedge_id: edge-1\ndevices:\n"
+                      "  - {id: press-01, profile: sole_injection_press}\n")  # fmt: skip
+    result = CliRunner().invoke(main, ["edge", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "device press-01 (profile sole_injection_press)" in result.output
+    assert "endpoint_url must be opc.tcp://" in result.output
