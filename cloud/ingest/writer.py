@@ -63,7 +63,6 @@ _edges = table_of(EdgeNode)
 _series = table_of(TsSeries)
 _machines = table_of(Machine)
 
-CLAIM_CHUNK = 500
 _MAX_ID = 64
 _MAX_INT = 2**62
 _INGESTED_KINDS = (TopicKind.DATA, TopicKind.EVENT, TopicKind.BIRTH, TopicKind.STATUS)
@@ -501,13 +500,15 @@ class IngestWriter:
                 "edge": key[0], "session": key[1], "seq": key[2], "site": site,
                 "device": device, "kind": kind, "received_ms": item.received.received_ms,
             })  # fmt: skip
-        claimed: set[tuple[str, str, int]] = set()
-        for start in range(0, len(rows), CLAIM_CHUNK):
-            stmt = dialect_insert(conn, _claims).values(rows[start : start + CLAIM_CHUNK])
-            stmt = stmt.on_conflict_do_nothing(index_elements=["edge", "session", "seq"])
-            stmt = stmt.returning(_claims.c.edge, _claims.c.session, _claims.c.seq)
-            claimed.update((r[0], r[1], int(r[2])) for r in conn.execute(stmt))
-        return claimed
+        if not rows:
+            return set()
+        # One statement with a cached compilation, executed over all rows: SQLAlchemy's
+        # "insertmanyvalues" batches it and still returns the rows that were inserted.
+        stmt = dialect_insert(conn, _claims).on_conflict_do_nothing(
+            index_elements=["edge", "session", "seq"]
+        )
+        stmt = stmt.returning(_claims.c.edge, _claims.c.session, _claims.c.seq)
+        return {(r[0], r[1], int(r[2])) for r in conn.execute(stmt, rows)}
 
     @staticmethod
     def _dead_row(item: _Dead) -> dict[str, object]:
