@@ -252,7 +252,9 @@ class ModbusDeviceServer:
                     block.append(SimData(0, datatype=DataType.INVALID))
                 continue
             runs = (
-                _runs(sorted(addresses)) if self.strict_map else [(min(addresses), max(addresses))]
+                contiguous_runs(sorted(addresses))
+                if self.strict_map
+                else [(min(addresses), max(addresses))]
             )
             for first, last in runs:
                 size = last - first + 1
@@ -332,7 +334,7 @@ class ModbusDeviceServer:
         self._internal = True
         try:
             for table, words in by_table.items():
-                for first, last in _runs(sorted(words)):
+                for first, last in contiguous_runs(sorted(words)):
                     run = [words[a] for a in range(first, last + 1)]
                     payload: list[int] | list[bool] = (
                         [bool(w) for w in run] if table in _BIT_TABLES else run
@@ -346,7 +348,7 @@ class ModbusDeviceServer:
             self._internal = False
 
 
-def _runs(addresses: list[int]) -> list[tuple[int, int]]:
+def contiguous_runs(addresses: list[int]) -> list[tuple[int, int]]:
     """Sorted addresses → (first, last) of each contiguous run."""
     runs: list[tuple[int, int]] = []
     for address in addresses:

@@ -20,22 +20,12 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from protocols.profile import Profile
+from simulators.modbus_server import contiguous_runs
 from simulators.opcua_server import node_id, variant_type
 
 MODBUS_TABLES = ("coil", "discrete", "holding", "input")  # SimDevice's simdata order
 _BIT_TABLES = ("coil", "discrete")
 _PARKED_BITS = 65520  # an empty bit table still needs a block: park it far from any tag
-
-
-def _runs(addresses: list[int]) -> list[tuple[int, int]]:
-    """Sorted addresses → (first, last) of each contiguous run."""
-    runs: list[tuple[int, int]] = []
-    for address in addresses:
-        if runs and address == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], address)
-        else:
-            runs.append((address, address))
-    return runs
 
 
 def _table_blocks(table: str, words: Mapping[int, int | bool], strict_map: bool) -> list[SimData]:
@@ -49,7 +39,7 @@ def _table_blocks(table: str, words: Mapping[int, int | bool], strict_map: bool)
     addresses = sorted(words)
     # strict: only the listed addresses exist (a read touching any other answers exception 2);
     # lenient: one block from the lowest to the highest listed address, unlisted ones read 0.
-    runs = _runs(addresses) if strict_map else [(addresses[0], addresses[-1])]
+    runs = contiguous_runs(addresses) if strict_map else [(addresses[0], addresses[-1])]
     blocks = []
     for first, last in runs:
         if bits:
