@@ -167,7 +167,7 @@ class Outbox:
         with self._transaction():
             self._add_counts(list(counts))
 
-    def _add_counts(self, increments: list[tuple[str | None, str, int]]) -> None:
+    def _add_counts(self, increments: Sequence[tuple[str | None, str, int]]) -> None:
         self._db.executemany(
             "INSERT INTO counters (device, name, value) VALUES (?, ?, ?)"
             " ON CONFLICT (device, name) DO UPDATE SET value = value + excluded.value",

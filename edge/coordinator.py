@@ -38,7 +38,7 @@ class Backoff:
     def delay(self, failures: int, rng: random.Random) -> float:
         """Exponential in the number of consecutive failures, with ±50 % jitter."""
         base = min(self.max_s, self.initial_s * 2 ** max(0, failures - 1))
-        return base * rng.uniform(0.5, 1.5)
+        return float(base * rng.uniform(0.5, 1.5))
 
 
 def _now_ms() -> int:

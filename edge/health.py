@@ -104,4 +104,5 @@ class EdgeHealth:
             )
             out[f"{device}.samples_per_s"] = round(h.samples_per_s(now), 2)
             out[f"{device}.samples_read"] = h.samples_read
+            out[f"{device}.reads"] = h.reads
         return out

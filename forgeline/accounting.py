@@ -54,7 +54,7 @@ def account(
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            stored = dict(
+            stored: dict[str, int] = dict(
                 conn.execute(
                     text(
                         "SELECT s.device, COUNT(*) FROM ts_sample x JOIN ts_series s"

@@ -212,7 +212,7 @@ def cloud(config_file: Path | None, mqtt_url: str | None, db_url: str | None,
         config = config.with_overrides(**overrides)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    sys.exit(run_cloud(config))
+    run_cloud(config)
 
 
 @main.group()

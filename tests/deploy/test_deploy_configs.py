@@ -97,7 +97,9 @@ def test_production_mosquitto_enforces_auth_and_the_per_edge_acl(tmp_path: Path)
         time.sleep(0.5)
         edge.publish("forgeline/v1/plant/edge-1/cnc-01/data", b"mine", qos=1).wait_for_publish(5)
         # edge-1 may not speak for another edge: the broker drops it silently
-        edge.publish("forgeline/v1/plant/edge-2/cnc-01/data", b"not mine", qos=1).wait_for_publish(5)
+        edge.publish("forgeline/v1/plant/edge-2/cnc-01/data", b"not mine", qos=1).wait_for_publish(
+            5
+        )
         edge.publish("forgeline/v1/plant/edge-1/cnc-01/data", b"last", qos=1).wait_for_publish(5)
         wait_for(lambda: any(p == b"last" for _, p in seen), 10, "the edge's own messages")
         payloads = [p for _, p in seen]
