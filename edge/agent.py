@@ -72,7 +72,7 @@ class Device:
     coordinator: DeviceCoordinator | None = None
 
 
-def endpoint_for(settings: DeviceSettings, profile: Profile) -> Endpoint:
+def endpoint_for(settings: DeviceSettings, profile: Profile, data_dir: Path) -> Endpoint:
     default_port = 4840 if profile.protocol == "opcua" else 502
     return Endpoint(
         device_id=settings.id,
@@ -80,8 +80,18 @@ def endpoint_for(settings: DeviceSettings, profile: Profile) -> Endpoint:
         port=settings.port or default_port,
         unit_id=settings.unit_id,
         endpoint_url=settings.endpoint_url,
+        serial_port=settings.serial_port,
+        baudrate=settings.baudrate,
+        parity=settings.parity,
+        stopbits=settings.stopbits,
+        bytesize=settings.bytesize,
+        inter_frame_delay_ms=settings.inter_frame_delay_ms,
+        timeout_s=settings.timeout_s,
         username=settings.username,
         password=settings.password,
+        security_policy=settings.security_policy,
+        security_mode=settings.security_mode,
+        pki_dir=str(data_dir / "pki"),
     )
 
 
@@ -429,7 +439,7 @@ def build_agent(config: EdgeConfig) -> EdgeAgent:
             continue
         profile = load_profile(profile_path(settings.profile))
         try:
-            driver = create_driver(profile, endpoint_for(settings, profile))
+            driver = create_driver(profile, endpoint_for(settings, profile, config.data_dir))
         except ValueError as exc:
             raise EdgeConfigError(
                 f"device {settings.id} (profile {settings.profile}): {exc}"

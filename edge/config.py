@@ -6,6 +6,7 @@ Every default is documented in ``deploy/edge.sample.yaml``; errors name the file
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -52,6 +53,21 @@ class DeviceSettings(_Strict):
     endpoint_url: str | None = Field(default=None, description="OPC UA: opc.tcp://host:port/path")
     username: str | None = None
     password: str | None = None
+    # Modbus RTU: the serial line (several devices may share one port: one bus, one lock)
+    serial_port: str | None = Field(default=None, description="Modbus RTU: e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=19200, gt=0)
+    parity: Literal["N", "E", "O"] = "E"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    inter_frame_delay_ms: float | None = Field(
+        default=None, ge=0, description="Modbus RTU: silence between frames (default 3.5 chars)"
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="per-device request timeout (default: the profile's)"
+    )
+    # OPC UA security: the edge's certificate lives in <data_dir>/pki (made on first start)
+    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     poll_interval_s: float | None = Field(default=None, gt=0, description="override the profile")
     area: str | None = None
     line: str | None = None
@@ -60,6 +76,11 @@ class DeviceSettings(_Strict):
     @model_validator(mode="after")
     def _id(self) -> DeviceSettings:
         check_id("device", self.id)
+        if (self.security_policy == "None") != (self.security_mode == "None"):
+            raise ValueError(
+                "security_policy and security_mode go together: both None, or "
+                "Basic256Sha256 with Sign or SignAndEncrypt"
+            )
         return self
 
 

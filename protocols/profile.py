@@ -75,6 +75,9 @@ class Tag(_Strict):
     deadband: float | None = Field(default=None, ge=0, description="absolute, engineering units")
     limits: Limits | None = None
     writable: bool = False
+    scan_class: str | None = Field(
+        default=None, description="name in the profile's scan_classes (default: poll_interval_s)"
+    )
 
     @property
     def register_count(self) -> int:
@@ -164,6 +167,10 @@ class Profile(_Strict):
     description: str | None = None
     protocol: Protocol
     poll_interval_s: float = Field(default=1.0, gt=0)
+    scan_classes: dict[str, float] = Field(
+        default_factory=dict,
+        description="named poll/sampling intervals in seconds, e.g. {fast: 0.2, slow: 5}",
+    )
     heartbeat_s: float = Field(
         default=30.0, gt=0, description="publish unchanged values this often"
     )
@@ -197,6 +204,15 @@ class Profile(_Strict):
                     problems.append(f"tags[{i}] ({tag.name}): runs past register 65535")
                 if tag.node is not None:
                     problems.append(f"tags[{i}] ({tag.name}): 'node' is an OPC UA field")
+        for i, tag in enumerate(self.tags):
+            if tag.scan_class is not None and tag.scan_class not in self.scan_classes:
+                problems.append(
+                    f"tags[{i}].scan_class: {tag.scan_class!r} is not one of the profile's "
+                    f"scan_classes {sorted(self.scan_classes)}"
+                )
+        for name, interval in self.scan_classes.items():
+            if interval <= 0:
+                problems.append(f"scan class {name!r} needs an interval above 0 s")
         for role in SINGLE_ROLES:
             holders = [t.name for t in self.tags if t.role == role]
             if len(holders) > 1:
@@ -218,6 +234,12 @@ class Profile(_Strict):
     @property
     def opcua_options(self) -> OpcUaOptions:
         return self.opcua or OpcUaOptions()
+
+    def scan_interval(self, tag: Tag) -> float:
+        """How often a tag is read (or sampled): its scan class, else the poll interval."""
+        if tag.scan_class is None:
+            return self.poll_interval_s
+        return self.scan_classes[tag.scan_class]
 
     def tag(self, name: str) -> Tag:
         for tag in self.tags:

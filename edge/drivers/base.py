@@ -27,8 +27,16 @@ class Endpoint:
     endpoint_url: str | None = None  # OPC UA: opc.tcp://host:port/path
     serial_port: str | None = None  # Modbus RTU
     baudrate: int = 19200
+    parity: str = "E"
+    stopbits: int = 1
+    bytesize: int = 8
+    inter_frame_delay_ms: float | None = None  # Modbus RTU; None: 3.5 character times
+    timeout_s: float | None = None  # None: the profile's
     username: str | None = None
     password: str | None = None
+    security_policy: str = "None"  # OPC UA: None or Basic256Sha256
+    security_mode: str = "None"  # OPC UA: None, Sign or SignAndEncrypt
+    pki_dir: str | None = None  # OPC UA: the edge's certificate and trusted peers
 
 
 class Driver(Protocol):
@@ -37,8 +45,10 @@ class Driver(Protocol):
     async def connect(self) -> None:
         """Open the link; raise DeviceUnreachable if the device cannot be reached."""
 
-    async def read(self) -> list[Sample]:
-        """One poll: a sample for every tag (bad quality where a tag failed)."""
+    async def read(self, due: frozenset[str] | None = None) -> list[Sample]:
+        """One poll of the tags named in ``due`` (every tag when None): a sample each, bad
+        quality where a tag failed. Scan classes make ``due`` a subset: the coordinator asks
+        for the tags whose interval has come round."""
 
     async def write(self, metric: str, value: Value) -> None:
         """Write one writable tag; raise DeviceRejected or DeviceUnreachable on failure."""
