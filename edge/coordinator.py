@@ -41,6 +41,50 @@ class Backoff:
         return float(base * rng.uniform(0.5, 1.5))
 
 
+class ScanSchedule:
+    """When each scan class of a device is next due (monotonic seconds).
+
+    Tags are grouped by interval; a poll reads the groups that are due. A group that overran
+    skips the ticks it missed rather than bursting to catch up.
+    """
+
+    def __init__(self, groups: dict[float, frozenset[str]], start: float) -> None:
+        self.groups = groups
+        self._next = dict.fromkeys(groups, start)
+
+    @classmethod
+    def for_profile(cls, profile: Profile, default_interval_s: float, start: float) -> ScanSchedule:
+        groups: dict[float, set[str]] = {}
+        for tag in profile.tags:
+            interval = default_interval_s if tag.scan_class is None else profile.scan_interval(tag)
+            groups.setdefault(interval, set()).add(tag.name)
+        return cls({k: frozenset(v) for k, v in groups.items()}, start)
+
+    def due(self, now: float) -> list[float]:
+        """The intervals whose time has come (a millisecond early counts)."""
+        return [interval for interval, at in self._next.items() if at <= now + 0.001]
+
+    def tags(self, intervals: list[float]) -> frozenset[str] | None:
+        """The tags of those intervals; None means every tag of the device."""
+        if len(intervals) == len(self.groups):
+            return None
+        return frozenset().union(*(self.groups[i] for i in intervals))
+
+    def done(self, intervals: list[float], now: float) -> None:
+        for interval in intervals:
+            at = self._next[interval] + interval
+            if at < now:
+                at = now + interval - (now - at) % interval
+            self._next[interval] = at
+
+    def all_due_at(self, at: float) -> None:
+        """After a failure: everything is read on the next attempt."""
+        self._next = dict.fromkeys(self.groups, at)
+
+    def next_at(self) -> float:
+        return min(self._next.values())
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -82,32 +126,27 @@ class DeviceCoordinator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; never raises for a device failure."""
-        next_poll = time.monotonic()
+        schedule = ScanSchedule.for_profile(self.profile, self.poll_interval_s, time.monotonic())
         try:
             while not stop.is_set():
-                ok = await self._poll_once()
-                if ok:
-                    next_poll += self.poll_interval_s
-                    now = time.monotonic()
-                    if next_poll < now:  # overran: skip missed ticks rather than burst
-                        next_poll = (
-                            now + self.poll_interval_s - (now - next_poll) % self.poll_interval_s
-                        )
-                    delay = next_poll - now
-                else:
-                    delay = self.backoff.delay(self._failures, self._rng)
-                    next_poll = time.monotonic() + delay
-                await _sleep_or_stop(stop, delay)
+                intervals = schedule.due(time.monotonic())
+                if intervals:
+                    if await self._poll_once(schedule.tags(intervals)):
+                        schedule.done(intervals, time.monotonic())
+                    else:
+                        delay = self.backoff.delay(self._failures, self._rng)
+                        schedule.all_due_at(time.monotonic() + delay)
+                await _sleep_or_stop(stop, schedule.next_at() - time.monotonic())
         finally:
             await self.driver.close()
 
-    async def _poll_once(self) -> bool:
+    async def _poll_once(self, due: frozenset[str] | None = None) -> bool:
         started = time.monotonic()
         try:
             if not self._connected:
                 await asyncio.wait_for(self.driver.connect(), self.connect_timeout_s)
                 self._connected = True
-            samples = await asyncio.wait_for(self.driver.read(), self.read_timeout_s)
+            samples = await asyncio.wait_for(self.driver.read(due), self.read_timeout_s)
         except (FieldBusError, TimeoutError, OSError) as exc:
             await self._failed(exc)
             return False

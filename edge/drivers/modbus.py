@@ -80,15 +80,25 @@ class ModbusDriver:
     async def close(self) -> None:
         await self._link.close()
 
-    async def read(self) -> list[Sample]:
-        """One poll: a sample per profile tag, in profile order."""
+    async def read(self, due: frozenset[str] | None = None) -> list[Sample]:
+        """One poll: a sample per profile tag in ``due`` (all when None), in profile order.
+
+        Only the blocks holding a due tag are read.
+        """
         async with self._lock:
             samples: dict[str, Sample] = {}
             plan: list[Block] = []
             for block in self._plan:
+                if due is not None and not any(t.name in due for t in block.tags):
+                    plan.append(block)
+                    continue
                 await self._read_isolating(block, plan, samples)
             self._plan = plan
-        return [samples[tag.name] for tag in self.profile.tags]
+        return [
+            samples[tag.name]
+            for tag in self.profile.tags
+            if (due is None or tag.name in due) and tag.name in samples
+        ]
 
     async def write(self, metric: str, value: Value) -> None:
         """Write a writable tag: coil (FC05), bit of a register (read-modify-write), FC06/FC16."""

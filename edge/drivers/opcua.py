@@ -162,10 +162,13 @@ class OpcUaDriver:
             )
         return [tag for node in subscription.rejected for tag in self._tags_of.get(node, [])]
 
-    async def read(self) -> list[Sample]:
+    async def read(self, due: frozenset[str] | None = None) -> list[Sample]:
+        """Polling: a batched read of the due tags (all when None). Subscribed: the changes
+        since the last call, plus a full read every heartbeat (``due`` does not apply)."""
         link = self._live_link()
         if self._subscription is None:
-            return await self._read_tags(link, self.profile.tags)
+            tags = [t for t in self.profile.tags if due is None or t.name in due]
+            return await self._read_tags(link, tags)
         # A notification equal to what was last returned for its tag is the same reading seen
         # twice (e.g. a monitored item's initial value arriving after the first full read).
         changes = [
