@@ -17,6 +17,7 @@ import uvicorn
 from sqlalchemy import Engine
 
 from cloud.api.app import create_app
+from cloud.commands import CommandPublisher
 from cloud.config import CloudConfig
 from cloud.db import create_engine_for, migrate
 from cloud.errors import CloudError
@@ -32,6 +33,7 @@ class CloudService:
         self.config = config
         self.engine: Engine | None = None
         self.worker: IngestWorker | None = None
+        self.commands: CommandPublisher | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -55,7 +57,9 @@ class CloudService:
         self.engine = create_engine_for(url)
         self.worker = IngestWorker(self.config, self.engine)
         self.worker.start()
-        app = create_app(self.engine, worker=self.worker)
+        self.commands = CommandPublisher(self.config)
+        self.commands.start()
+        app = create_app(self.engine, worker=self.worker, commands=self.commands)
         self._server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -86,6 +90,9 @@ class CloudService:
             self._thread.join(timeout)
         if self.worker is not None:
             self.worker.stop(timeout)
+        if self.commands is not None:
+            self.commands.stop()
+            self.commands = None
         if self.engine is not None:
             self.engine.dispose()
         self._server = self._thread = self.worker = self.engine = None

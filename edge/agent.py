@@ -29,6 +29,7 @@ from edge.coordinator import Backoff, DeviceCoordinator
 from edge.drivers.base import Driver, Endpoint, create_driver
 from edge.health import EdgeHealth
 from edge.mqtt_link import MqttLink
+from edge.writes import Result, WriteAudit, WriteRequest, check_write
 from protocols.errors import WireError
 from protocols.mqtt_url import parse_mqtt_url
 from protocols.profile import Profile, load_profile
@@ -105,6 +106,8 @@ class EdgeAgent:
         self.devices = {d.settings.id: d for d in devices}
         self.health = EdgeHealth(list(self.devices))
         self.outbox: Outbox | None = None
+        self.audit: WriteAudit | None = None
+        self._commands: set[asyncio.Task[None]] = set()
         self.link: MqttLink | None = None
         self._seq = itertools.count(1)
         self._queue: asyncio.Queue[_Reading] = asyncio.Queue()
@@ -121,6 +124,7 @@ class EdgeAgent:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(cfg.data_dir / OUTBOX_FILE, cfg.buffer.max_bytes, cfg.buffer.max_age_s)
+        self.audit = WriteAudit(cfg.data_dir / "audit.sqlite")
         depth = self.outbox.depth()
         log.info(
             "edge agent starting: site=%s edge=%s session=%s devices=%d backlog_messages=%d",
@@ -204,6 +208,7 @@ class EdgeAgent:
                 cfg.edge_id, depth.messages,
             )  # fmt: skip
             self.outbox.close()
+            self.audit.close()
             if metrics_server is not None:
                 metrics_server.shutdown()
 
@@ -337,7 +342,9 @@ class EdgeAgent:
         if isinstance(message, AckMessage):
             self._acknowledge(message)
         elif isinstance(message, CommandMessage):
-            asyncio.get_running_loop().create_task(self._command(message))
+            task = asyncio.get_running_loop().create_task(self._command(message))
+            self._commands.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._commands.discard)
 
     def _acknowledge(self, ack: AckMessage) -> None:
         assert self.outbox is not None
@@ -358,19 +365,46 @@ class EdgeAgent:
         if command.command == "resend_birth":
             self._publish_births()
         elif command.command == "write":
-            device = self.devices.get(str(command.args.get("device")))
-            metric = command.args.get("metric")
-            if device is None or not isinstance(metric, str):
-                log.warning("write command names no known device/metric: args=%s", command.args)
-                return
-            try:
-                await device.driver.write(metric, command.args.get("value"))
-            except Exception as exc:  # noqa: BLE001 - a failed write is reported, never fatal
-                log.warning(
-                    "write failed: device=%s metric=%s error=%s", device.settings.id, metric, exc
-                )
+            await self._write(WriteRequest.from_command(command))
         else:
             log.warning("unknown command ignored: command=%s", command.command)
+
+    async def _write(self, request: WriteRequest) -> None:
+        """Check, audit, carry out and report one southbound write."""
+        assert self.audit is not None
+        now = _now_ms()
+        if not self.audit.begin(request, now):
+            log.info("write command seen before, ignored: id=%s", request.command_id)
+            return
+        device = self.devices.get(request.device or "")
+        age_s = (now - request.created_ms) / 1000
+        reason: str | None
+        if device is None:
+            reason = f"no device {request.device!r} on this edge (have: {sorted(self.devices)})"
+        elif request.metric is None:
+            reason = "the write names no metric"
+        elif age_s > self.config.command_max_age_s:
+            reason = f"the command is {age_s:.0f} s old (limit {self.config.command_max_age_s} s)"
+        else:
+            reason = check_write(device.profile, request.metric, request.value)
+        result: Result = "rejected"
+        if reason is None and device is not None and request.metric is not None:
+            try:
+                await device.driver.write(request.metric, request.value)
+                result, reason = "ok", "written"
+            except Exception as exc:  # noqa: BLE001 - a failed write is reported, never fatal
+                result, reason = "failed", str(exc) or type(exc).__name__
+        detail = f"{result}: {reason} (command {request.command_id} by {request.user or 'unknown'})"
+        self.audit.finish(request.command_id, result, reason or "")
+        log.log(
+            logging.INFO if result == "ok" else logging.WARNING,
+            "southbound write %s: device=%s metric=%s value=%r user=%s id=%s detail=%s",
+            result, request.device, request.metric, request.value, request.user,
+            request.command_id, reason,
+        )  # fmt: skip
+        if device is not None:
+            event = Event("write_result", _now_ms(), request.metric, None, request.value, detail)
+            await self._queue.put(_Reading(device.settings.id, [], [event], 0))
 
     # ------------------------------------------------------------------ status and births
 

@@ -97,6 +97,9 @@ class EdgeConfig(_Strict):
     drain_on_stop_s: float = Field(
         default=10.0, ge=0, description="on SIGTERM, wait this long for the cloud to ack the log"
     )
+    command_max_age_s: float = Field(
+        default=60.0, gt=0, description="older write commands are refused, not carried out"
+    )
     metrics_port: int | None = Field(default=None, ge=0, le=65535, description="Prometheus")
     devices: list[DeviceSettings] = Field(min_length=1)
 

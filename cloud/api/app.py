@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from cloud.api import ingest, machines, series
+from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
 from cloud.config import CloudConfig
 from cloud.db import create_engine_for, session_factory
@@ -22,10 +23,15 @@ from cloud.errors import InvalidRequest, NotFound
 from cloud.timeseries.sql import SqlTimeSeriesStore
 
 if TYPE_CHECKING:
+    from cloud.commands import CommandPublisher
     from cloud.ingest.worker import IngestWorker
 
 
-def create_app(source: CloudConfig | Engine, worker: IngestWorker | None = None) -> FastAPI:
+def create_app(
+    source: CloudConfig | Engine,
+    worker: IngestWorker | None = None,
+    commands: CommandPublisher | None = None,
+) -> FastAPI:
     """The REST API over the database of ``source`` (a config, or an engine the caller owns)."""
     owns_engine = isinstance(source, CloudConfig)
     engine = create_engine_for(source.database_url) if isinstance(source, CloudConfig) else source
@@ -46,6 +52,7 @@ def create_app(source: CloudConfig | Engine, worker: IngestWorker | None = None)
     app.state.sessions = session_factory(engine)
     app.state.store = SqlTimeSeriesStore(engine)
     app.state.worker = worker
+    app.state.commands = commands
 
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, error: NotFound) -> JSONResponse:
@@ -71,4 +78,5 @@ def create_app(source: CloudConfig | Engine, worker: IngestWorker | None = None)
     app.include_router(machines.router)
     app.include_router(series.router)
     app.include_router(ingest.router)
+    app.include_router(command_router)
     return app

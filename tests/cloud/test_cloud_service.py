@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def _get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own local API
+    with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
 

@@ -167,7 +167,7 @@ class PlantRun:
     def get(self, path: str) -> Any:
         import urllib.request
 
-        with urllib.request.urlopen(self.api + path, timeout=3) as response:  # noqa: S310
+        with urllib.request.urlopen(self.api + path, timeout=3) as response:
             return json.loads(response.read())
 
     def sql(self, query: str, **params: Any) -> list[Any]:
