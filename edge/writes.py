@@ -78,9 +78,9 @@ def check_write(profile: Profile, metric: str, value: Value) -> str | None:
         return f"tag {metric!r} takes a number, got {value!r}"
     limits = tag.limits
     if limits is not None and limits.low is not None and value < limits.low:
-        return f"{value} is below the low limit {limits.low} of {metric!r}"
+        return f"{value} is below the low limit {limits.low:g} of {metric!r}"
     if limits is not None and limits.high is not None and value > limits.high:
-        return f"{value} is above the high limit {limits.high} of {metric!r}"
+        return f"{value} is above the high limit {limits.high:g} of {metric!r}"
     return None
 
 
