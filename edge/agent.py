@@ -93,6 +93,7 @@ def endpoint_for(settings: DeviceSettings, profile: Profile, data_dir: Path) -> 
         security_policy=settings.security_policy,
         security_mode=settings.security_mode,
         pki_dir=str(data_dir / "pki"),
+        trust_on_first_use=settings.trust_on_first_use,
     )
 
 
@@ -211,6 +212,7 @@ class EdgeAgent:
             self.audit.close()
             if metrics_server is not None:
                 metrics_server.shutdown()
+                metrics_server.server_close()
 
     async def _drain(self, timeout_s: float) -> None:
         """Give the cloud up to ``timeout_s`` to acknowledge everything in the log."""

@@ -68,6 +68,10 @@ class DeviceSettings(_Strict):
     # OPC UA security: the edge's certificate lives in <data_dir>/pki (made on first start)
     security_policy: Literal["None", "Basic256Sha256"] = "None"
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    trust_on_first_use: bool = Field(
+        default=False,
+        description="trust an unknown server certificate the first time (then pin it)",
+    )
     poll_interval_s: float | None = Field(default=None, gt=0, description="override the profile")
     area: str | None = None
     line: str | None = None

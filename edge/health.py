@@ -51,6 +51,10 @@ class EdgeHealth:
         self._depth = Gauge("forgeline_edge_buffer_messages", "messages not yet acknowledged", registry=r)  # fmt: skip
         self._bytes = Gauge("forgeline_edge_buffer_bytes", "bytes not yet acknowledged", registry=r)
         self._age = Gauge("forgeline_edge_buffer_oldest_age_seconds", "age of the oldest unacknowledged message", registry=r)  # fmt: skip
+        for device in device_ids:  # every series exists from the start, so increase() sees all
+            self._errors.labels(device)
+            self._read.labels(device)
+            self._published.labels(device)
         self._mqtt = Gauge("forgeline_edge_mqtt_connected", "1 while connected to the broker", registry=r)  # fmt: skip
 
     def read_ok(self, device: str, round_trip_s: float, samples: int) -> None:

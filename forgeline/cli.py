@@ -112,12 +112,12 @@ def demo(
     sys.exit(run_demo(options))
 
 
-@main.command()
+@main.group(invoke_without_command=True, subcommand_metavar="[fault DEVICE KIND [OPTIONS]]")
 @click.option(
     "--scenario",
-    required=True,
+    default=None,
     metavar="NAME|FILE",
-    help="A built-in scenario (e.g. demo) or a scenario YAML file describing the plant.",
+    help="A built-in scenario (e.g. demo) or a scenario YAML file describing the plant (required to run one).",
 )
 @click.option(
     "--endpoints-file",
@@ -134,13 +134,67 @@ def demo(
 )
 @_LOG_LEVEL
 @_LOG_FORMAT
-def sim(scenario: str, endpoints_file: Path | None, duration: float | None,
-        log_level: str, log_format: str) -> None:  # fmt: skip
-    """Serve a simulated plant: one Modbus TCP or OPC UA server per machine."""
+@click.pass_context
+def sim(ctx: click.Context, scenario: str | None, endpoints_file: Path | None,
+        duration: float | None, log_level: str, log_format: str) -> None:  # fmt: skip
+    """Serve a simulated plant: one Modbus TCP or OPC UA server per machine.
+
+    `forgeline sim fault ...` injects a fault into a running one.
+    """
+    ctx.obj = {"endpoints_file": endpoints_file}
+    if ctx.invoked_subcommand is not None:
+        return
+    if scenario is None:
+        raise click.UsageError("Missing option '--scenario' (a built-in name such as demo, or a file).")  # fmt: skip
     from simulators.runner import run_scenario
 
     configure_logging(log_level, log_format, process="sim")
     asyncio.run(run_scenario(scenario, endpoints_file, duration))
+
+
+@sim.command("fault")
+@click.argument("device")
+@click.argument("kind", metavar="stop|drop|bad|excursion",
+                type=click.Choice(["stop", "drop", "bad", "excursion"]))  # fmt: skip
+@click.option(
+    "--for",
+    "duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="How long stop, bad and excursion last before the device recovers (default 30 s). "
+    "drop happens once and takes no duration.",
+)
+@click.option("--metric", "metrics", multiple=True, metavar="TAG",
+              help="excursion: the analogue tag to hold (required). bad: tags to mark bad "
+              "(repeatable; default every tag).")  # fmt: skip
+@click.option("--value", type=float, default=None, help="excursion: the value to hold.")
+@click.option(
+    "--endpoints-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The running sim's endpoints file (default: the sim this user started last).",
+)
+@click.pass_context
+def sim_fault(ctx: click.Context, device: str, kind: str, duration: float | None,
+              metrics: tuple[str, ...], value: float | None,
+              endpoints_file: Path | None) -> None:  # fmt: skip
+    """Inject a fault into DEVICE of a running `forgeline sim`.
+
+    \b
+    stop       the device stops answering (Modbus: requests time out; OPC UA: listener down)
+    drop       open connections are closed once; reconnecting works
+    bad        Modbus reads answer exception 4; OPC UA values carry BadSensorFailure
+    excursion  --metric TAG is held at --value
+    """
+    from simulators.control import ControlError, FaultRequest, inject_fault
+
+    endpoints_file = endpoints_file or (ctx.obj or {}).get("endpoints_file")
+    try:
+        request = FaultRequest(device, kind, duration, tuple(metrics), value)  # type: ignore[arg-type]
+        click.echo(inject_fault(request, endpoints_file))
+    except ControlError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -252,6 +306,56 @@ def profiles_list() -> None:
         click.echo(
             f"{name:32} {profile.protocol:11} {len(profile.tags):3} tags  {profile.description or ''}"
         )
+
+
+@profiles.command("browse")
+@click.argument("endpoint_url", metavar="opc.tcp://HOST:PORT[/PATH]")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the draft profile here (default: print it).",
+)
+@click.option(
+    "--namespace",
+    "namespace_uri",
+    default=None,
+    metavar="URI",
+    help="The profile's opcua.namespace_uri (default: the one most variables are in).",
+)
+@click.option(
+    "--root",
+    default=None,
+    metavar="NODE",
+    help="Start below this node, e.g. 'ns=2;s=Press', or 's=Press' with --namespace "
+    "(default: the Objects folder).",
+)
+@click.option("--model", default=None, help="Profile model name (default: from the namespace URI).")
+@click.option("--username", default=None, help="Log in as this user.")
+@click.option("--password", default=None, help="Password of --username.")
+@click.option(
+    "--security",
+    default="None",
+    show_default=True,
+    type=click.Choice(["None", "Basic256Sha256/Sign", "Basic256Sha256/SignAndEncrypt"]),
+    help="Security policy/mode of the session.",
+)
+@click.option(
+    "--pki-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Certificates for a secure session (own/, trusted/), e.g. the edge's data_dir/pki.",
+)
+def profiles_browse(endpoint_url: str, out: Path | None, namespace_uri: str | None,
+                    root: str | None, model: str | None, username: str | None,
+                    password: str | None, security: str, pki_dir: Path | None) -> None:  # fmt: skip
+    """Walk an OPC UA server's address space and write a draft device profile."""
+    from forgeline.browse import run_browse
+
+    code = run_browse(
+        endpoint_url, out, namespace_uri, root, model, username, password, security, pki_dir
+    )
+    sys.exit(code)
 
 
 @main.group()

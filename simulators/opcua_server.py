@@ -18,6 +18,24 @@ Faults (coroutines, like the Modbus server's):
   Part 4 §7.7.1 says a Bad status carries no value, and asyncua's server enforces it.
 - ``excursion(metric, value, duration_s)`` holds a signal outside its limits for a while.
 
+Options that make it behave like a locked-down plant server:
+
+- ``security``: the endpoints offered, among ``None``, ``Basic256Sha256/Sign`` and
+  ``Basic256Sha256/SignAndEncrypt`` (default: ``None`` only). A secure endpoint needs the
+  server's certificate: it is made on first start in ``pki_dir`` (``own/cert.der`` and
+  ``own/key.pem``; a fresh temporary folder when not given) and kept across restarts, so a
+  client that trusts ``certificate_path`` once keeps trusting it. Client certificates are not
+  checked (any client certificate is accepted).
+- ``users``: username → password; when given, anonymous sessions are refused and a wrong
+  password answers BadUserAccessDenied.
+- ``max_nodes_per_read``: advertised in ServerCapabilities/OperationLimits and enforced (asyncua
+  never enforces it): a larger Read answers BadTooManyOperations. ``read_requests`` counts the
+  Read requests clients sent (enforced or not), ``read_sizes`` their sizes.
+
+Every variable with a unit gets an ``EngineeringUnits`` property (EUInformation, DisplayName =
+the unit), and one with both limits a ``EURange`` property (Range low..high), as analog items of
+real servers have; ``forgeline profiles browse`` drafts profiles from them.
+
 asyncua builds the whole standard address space on ``init``: about 1.2 s of CPU per server on
 our 2-core machines (in a worker thread, but bound by the GIL, so servers started together
 take about 1.2 s each), which dominates start-up; the listening itself takes a few ms. Its
@@ -27,19 +45,29 @@ takes up to 1 s (asyncua's server-time task sleeps 1 s between ticks).
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import hmac
 import logging
 import socket
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from asyncua import ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.node import Node
+from asyncua.common.utils import ServiceError
+from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
 from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 
+from protocols.opcua.security import Pki, ensure_own_certificate
 from protocols.opcua.values import VARIANT_TYPES
 from protocols.profile import Profile, Tag
 from simulators.behaviour import MachineBehaviour
@@ -48,6 +76,20 @@ log = logging.getLogger(__name__)
 
 ENDPOINT_PATH = "/forgeline/"
 _BIND_ATTEMPTS = 5
+SECURITY_OPTIONS: dict[str, ua.SecurityPolicyType] = {
+    "None": ua.SecurityPolicyType.NoSecurity,
+    "Basic256Sha256/Sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
+    "Basic256Sha256/SignAndEncrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+}
+# UN/CEFACT codes (OPC UA Part 8 §5.6.3) of units the built-in profiles use; others get -1.
+_UNECE_CODES = {
+    "°C": "CEL", "degC": "CEL", "bar": "BAR", "kPa": "KPA", "MPa": "MPA", "Pa": "PAL",
+    "s": "SEC", "ms": "C26", "min": "MIN", "h": "HUR", "mm": "MMT", "m": "MTR", "mm/s": "C16",
+    "m/s": "MTS", "kW": "KWT", "W": "WTT", "A": "AMP", "V": "VLT", "%": "P1", "Hz": "HTZ",
+    "rpm": "RPM", "N": "NEU", "kN": "B47", "N·m": "NU", "Nm": "NU", "l/min": "L2", "kg": "KGM",
+    "g": "GRM", "MΩ": "B75", "mΩ": "E45", "Ω": "OHM",
+}  # fmt: skip
+_UNITS_NAMESPACE = "http://www.opcfoundation.org/UA/units/un/cefact"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -67,6 +109,43 @@ def variant_type(tag: Tag) -> ua.VariantType:
     if tag.type == "bitfield" and tag.bit is not None:
         return ua.VariantType.Boolean
     return VARIANT_TYPES[tag.type]
+
+
+def unit_id(unit: str) -> int:
+    """The UN/CEFACT UnitId of a unit (-1 when not known here)."""
+    code = _UNECE_CODES.get(unit)
+    return int.from_bytes(code.encode("ascii"), "big") if code else -1
+
+
+def engineering_units(unit: str) -> ua.EUInformation:
+    """The EUInformation value of a variable's EngineeringUnits property."""
+    return ua.EUInformation(
+        NamespaceUri=_UNITS_NAMESPACE,
+        UnitId=cast(ua.Int32, unit_id(unit)),
+        DisplayName=ua.LocalizedText(unit),
+        Description=ua.LocalizedText(unit),
+    )
+
+
+class _Users(UserManager):
+    """An asyncua user manager: these usernames with these passwords, nobody else."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = dict(users)
+
+    def get_user(
+        self,
+        iserver: object,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: object = None,
+    ) -> User | None:
+        expected = self._users.get(username or "")
+        if expected is None or password is None:
+            return None
+        if not hmac.compare_digest(expected.encode(), str(password).encode()):
+            return None
+        return User(role=UserRole.User, name=username)
 
 
 def node_id(tag: Tag, namespace_index: int) -> ua.NodeId:
@@ -91,9 +170,30 @@ class OpcUaDeviceServer:
         host: str = "127.0.0.1",
         port: int = 0,
         epoch_s: float = 0.0,
+        security: Sequence[str] = ("None",),
+        users: Mapping[str, str] | None = None,
+        pki_dir: str | Path | None = None,
+        max_nodes_per_read: int | None = None,
     ) -> None:
         if profile.protocol != "opcua":
             raise ValueError(f"device {device_id}: profile {profile.model} is {profile.protocol}")
+        unknown = [option for option in security if option not in SECURITY_OPTIONS]
+        if unknown or not security:
+            raise ValueError(
+                f"device {device_id}: security {list(security)}: each must be one of "
+                f"{', '.join(SECURITY_OPTIONS)} (and at least one)"
+            )
+        if users is not None and not users:
+            raise ValueError(f"device {device_id}: users is empty (give None for anonymous)")
+        if max_nodes_per_read is not None and max_nodes_per_read < 1:
+            raise ValueError(f"device {device_id}: max_nodes_per_read must be at least 1")
+        self.security = tuple(dict.fromkeys(security))
+        self.users = dict(users) if users is not None else None
+        self.pki_dir = Path(pki_dir) if pki_dir is not None else None
+        self.max_nodes_per_read = max_nodes_per_read
+        self.read_requests = 0  # Read requests from clients
+        self.read_sizes: list[int] = []  # nodes per Read request, the last 1000
+        self.application_uri = f"urn:forgeline:sim:{device_id}"
         self.device_id = device_id
         self.profile = profile
         self.behaviour = behaviour
@@ -119,9 +219,18 @@ class OpcUaDeviceServer:
     def listening(self) -> bool:
         return self._running
 
+    @property
+    def secure(self) -> bool:
+        return any(option != "None" for option in self.security)
+
+    @property
+    def certificate_path(self) -> Path | None:
+        """The server certificate (DER) a client must trust; None until a secure server started."""
+        return Pki(self.pki_dir).certificate_path if self.pki_dir is not None else None
+
     def endpoint(self) -> dict[str, Any]:
         """Where a client reaches this device (the shape of one endpoints-file entry)."""
-        return {
+        entry: dict[str, Any] = {
             "device_id": self.device_id,
             "protocol": self.protocol,
             "host": self.host,
@@ -130,19 +239,61 @@ class OpcUaDeviceServer:
             "endpoint_url": self.endpoint_url,
             "profile": self.profile.model,
         }
+        if self.secure:
+            entry["security"] = list(self.security)
+            entry["server_certificate"] = str(self.certificate_path)
+        if self.users is not None:
+            entry["login"] = "username"
+        return entry
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Build the address space (slow: asyncua's init) and start listening."""
-        server = Server()
+        server = Server(user_manager=_Users(self.users) if self.users is not None else None)
         await server.init()
         server.set_server_name(f"forgeline simulator {self.device_id}")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await server.set_application_uri(self.application_uri)
+        server.set_security_policy([SECURITY_OPTIONS[option] for option in self.security])
+        if self.secure:
+            await self._load_certificate(server)
+        if self.users is not None:
+            server.set_identity_tokens([ua.UserNameIdentityToken])
         self.namespace_index = await server.register_namespace(self.namespace_uri)
         await self._build_address_space(server)
+        if self.max_nodes_per_read is not None:
+            limit = server.get_node(
+                ua.NodeId(
+                    ua.Int32(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+                )
+            )
+            await limit.write_value(ua.Variant(self.max_nodes_per_read, ua.VariantType.UInt32))
+        server.subscribe_server_callback(CallbackType.PreRead, self._pre_read)
         self._server = server
         await self._listen()
+
+    async def _load_certificate(self, server: Server) -> None:
+        if self.pki_dir is None:
+            self.pki_dir = Path(tempfile.mkdtemp(prefix=f"forgeline-sim-{self.device_id}-"))
+        own = await asyncio.to_thread(
+            ensure_own_certificate, Pki(self.pki_dir), self.application_uri, None, "server"
+        )
+        await server.load_certificate(str(own.certificate_path))
+        await server.load_private_key(str(own.private_key_path))
+
+    def _pre_read(self, event: ServerItemCallback, _dispatcher: object) -> None:
+        """Count clients' Read requests; refuse one above max_nodes_per_read."""
+        if not event.is_external:
+            return
+        self.read_requests += 1
+        count = len(event.request_params.NodesToRead)
+        self.read_sizes = [*self.read_sizes[-999:], count]
+        if self.max_nodes_per_read is not None and count > self.max_nodes_per_read:
+            log.info(
+                "device %s: refused a Read of %d nodes (MaxNodesPerRead %d)",
+                self.device_id, count, self.max_nodes_per_read,
+            )  # fmt: skip
+            raise ServiceError(StatusCodes.BadTooManyOperations)
 
     async def stop(self) -> None:
         """Stop listening; the address space is dropped."""
@@ -194,12 +345,35 @@ class OpcUaDeviceServer:
                 )
             if tag.writable:
                 await node.set_writable()
+            await self._add_analog_properties(node, tag)
             await server.write_attribute_value(
                 node.nodeid,
                 ua.DataValue(ua.Variant(raw, vtype), SourceTimestamp=now, ServerTimestamp=now),
             )
             self._nodes[tag.name] = node
             self._written[tag.name] = raw
+
+    @staticmethod
+    async def _add_analog_properties(node: Node, tag: Tag) -> None:
+        """EngineeringUnits (when the tag has a unit) and EURange (when it has both limits)."""
+        auto = ua.NodeId(ua.Int32(0), node.nodeid.NamespaceIndex)  # the server picks the id
+        if tag.unit:
+            await node.add_property(
+                auto,
+                ua.QualifiedName("EngineeringUnits", 0),
+                ua.Variant(engineering_units(tag.unit), ua.VariantType.ExtensionObject),
+                datatype=ua.NodeId(ua.Int32(ObjectIds.EUInformation)),
+            )
+        limits = tag.limits
+        if limits is not None and limits.low is not None and limits.high is not None:
+            await node.add_property(
+                auto,
+                ua.QualifiedName("EURange", 0),
+                ua.Variant(
+                    ua.Range(Low=limits.low, High=limits.high), ua.VariantType.ExtensionObject
+                ),
+                datatype=ua.NodeId(ua.Int32(ObjectIds.Range)),
+            )
 
     # -- simulation ---------------------------------------------------------------------------
 
@@ -240,6 +414,18 @@ class OpcUaDeviceServer:
                 ua.DataValue(variant, SourceTimestamp=stamp, ServerTimestamp=server_stamp),
             )
             self._written[tag.name] = raw
+
+    def subscriptions(self) -> list[tuple[float, list[ua.NodeId]]]:
+        """Clients' subscriptions as the server holds them: (revised publishing interval in ms,
+        monitored nodes), for tests (reads asyncua's internal subscription service)."""
+        if self._server is None:
+            return []
+        out: list[tuple[float, list[ua.NodeId]]] = []
+        for internal in self._server.iserver.subscription_service.subscriptions.values():
+            items = internal.monitored_item_srv._monitored_items.values()
+            nodes = [i.read_value_id.NodeId for i in items if i.read_value_id is not None]
+            out.append((float(internal.data.RevisedPublishingInterval), nodes))
+        return out
 
     # -- faults -------------------------------------------------------------------------------
 

@@ -22,12 +22,14 @@ from typing import Any, Protocol
 
 from protocols.profile import Profile
 from simulators.behaviour import MachineBehaviour
+from simulators.control import ControlServer, publish_address, withdraw_address
 from simulators.modbus_server import ModbusDeviceServer
 from simulators.opcua_server import OpcUaDeviceServer
 from simulators.scenario import (
     Fault,
     Line,
     Machine,
+    OpcUaSimOptions,
     Scenario,
     load_scenario,
     resolve_profile,
@@ -64,13 +66,28 @@ def build_device(
     """The server for one scenario machine (not started)."""
     behaviour = MachineBehaviour(profile, seed=machine.seed, config=machine.behaviour.config())
     port = machine.port or 0
+    if machine.opcua is not None and profile.protocol != "opcua":
+        raise ValueError(
+            f"device {machine.device_id}: 'opcua' options on a {profile.protocol} machine "
+            f"(profile {profile.model})"
+        )
     if profile.protocol == "modbus_tcp":
         return ModbusDeviceServer(
             machine.device_id, profile, behaviour, host=host, port=port, unit_id=machine.unit_id
         )
     if profile.protocol == "opcua":
+        options = machine.opcua or OpcUaSimOptions()
         return OpcUaDeviceServer(
-            machine.device_id, profile, behaviour, host=host, port=port, epoch_s=epoch_s
+            machine.device_id,
+            profile,
+            behaviour,
+            host=host,
+            port=port,
+            epoch_s=epoch_s,
+            security=options.security,
+            users=options.user_map(),
+            pki_dir=options.certificate_dir,
+            max_nodes_per_read=options.max_nodes_per_read,
         )
     raise ValueError(
         f"device {machine.device_id}: the simulators serve modbus_tcp and opcua, "
@@ -259,12 +276,21 @@ class SimulatedPlant:
 
 
 def write_endpoints_file(
-    path: str | Path, endpoints: list[dict[str, Any]], site: str | None = None
+    path: str | Path,
+    endpoints: list[dict[str, Any]],
+    site: str | None = None,
+    control: dict[str, Any] | None = None,
 ) -> None:
-    """Write the endpoints file atomically (temp file in the same folder, then os.replace)."""
+    """Write the endpoints file atomically (temp file in the same folder, then os.replace).
+
+    ``control`` (the run-time fault endpoint, ``simulators.control``) is added as a top-level
+    key when given; ``devices`` is the same either way.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"site": site, "devices": endpoints}
+    document: dict[str, Any] = {"site": site, "devices": endpoints}
+    if control is not None:
+        document["control"] = control
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -286,6 +312,8 @@ async def run_scenario(
 
     This is the body of ``forgeline sim``: it logs one line per device started and, once every
     server listens, writes the endpoints file (when asked) for the edge and the tests to read.
+    It also opens the control endpoint for ``forgeline sim fault`` (``simulators.control``) and
+    records its address in the endpoints file and the per-user state file.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -303,16 +331,30 @@ async def run_scenario(
                     "sim device started device=%s protocol=%s endpoint=%s line=%r",
                     entry["device_id"], entry["protocol"], where, entry["line"],
                 )  # fmt: skip
-            if endpoints_file is not None:
-                write_endpoints_file(endpoints_file, plant.endpoints, plant.site)
-                log.info(
-                    "sim endpoints file written path=%s devices=%d",
-                    endpoints_file,
-                    len(plant.endpoints),
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), duration_s)
-            log.info("sim stopping reason=%s", "sigterm" if stop.is_set() else "duration")
+            control = ControlServer(plant)
+            await control.start()
+            try:
+                if endpoints_file is not None:
+                    write_endpoints_file(
+                        endpoints_file, plant.endpoints, plant.site, control.address
+                    )
+                    log.info(
+                        "sim endpoints file written path=%s devices=%d",
+                        endpoints_file,
+                        len(plant.endpoints),
+                    )
+                devices = [e["device_id"] for e in plant.endpoints]
+                try:
+                    state = publish_address(control.address, plant.site, devices, endpoints_file)
+                    log.info("sim control address written path=%s", state)
+                except OSError as exc:  # a read-only home: faults still work via the endpoints file
+                    log.warning("sim control address not written: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), duration_s)
+                log.info("sim stopping reason=%s", "sigterm" if stop.is_set() else "duration")
+            finally:
+                withdraw_address(control.address)
+                await control.stop()
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGTERM)

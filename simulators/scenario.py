@@ -19,6 +19,13 @@ by their file stem (``demo``); anything else is a path.
             faults:
               - {kind: unresponsive, at_s: 30, duration_s: 10}
               - {kind: excursion, at_s: 60, duration_s: 20, metric: spindle_load, value: 95}
+          - device_id: press-01
+            profile: sole_injection_press
+            opcua:                           # OPC UA machines only; all optional
+              security: [Basic256Sha256/SignAndEncrypt]   # endpoints offered (default [None])
+              users: [{username: operator, password: change-me}]   # no anonymous login
+              certificate_dir: sim-pki/press-01   # server certificate (default: a temp dir)
+              max_nodes_per_read: 50             # advertised and enforced
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from simulators.behaviour import BehaviourConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 FaultKind = Literal["unresponsive", "drop_connections", "bad_quality", "excursion"]
+OpcUaSecurity = Literal["None", "Basic256Sha256/Sign", "Basic256Sha256/SignAndEncrypt"]
 
 
 class _Strict(BaseModel):
@@ -100,6 +108,29 @@ class Fault(_Strict):
         return self
 
 
+def _no_security() -> list[OpcUaSecurity]:
+    return ["None"]
+
+
+class SimUser(_Strict):
+    username: str = Field(min_length=1)
+    password: str
+
+
+class OpcUaSimOptions(_Strict):
+    """How an OPC UA machine's server is locked down (see ``simulators.opcua_server``)."""
+
+    security: list[OpcUaSecurity] = Field(default_factory=_no_security, min_length=1)
+    users: list[SimUser] | None = Field(default=None, min_length=1)
+    certificate_dir: str | None = Field(
+        default=None, description="server certificate folder (default: a temporary one)"
+    )
+    max_nodes_per_read: int | None = Field(default=None, ge=1)
+
+    def user_map(self) -> dict[str, str] | None:
+        return {u.username: u.password for u in self.users} if self.users is not None else None
+
+
 class Machine(_Strict):
     """One simulated device: which profile, how it behaves, where it listens."""
 
@@ -110,6 +141,7 @@ class Machine(_Strict):
     unit_id: int = Field(default=1, ge=0, le=247)
     behaviour: BehaviourOverrides = Field(default_factory=BehaviourOverrides)
     faults: list[Fault] = Field(default_factory=list)
+    opcua: OpcUaSimOptions | None = None
 
 
 class Line(_Strict):

@@ -37,6 +37,7 @@ class Endpoint:
     security_policy: str = "None"  # OPC UA: None or Basic256Sha256
     security_mode: str = "None"  # OPC UA: None, Sign or SignAndEncrypt
     pki_dir: str | None = None  # OPC UA: the edge's certificate and trusted peers
+    trust_on_first_use: bool = False  # OPC UA: save an unknown server's certificate once
 
 
 class Driver(Protocol):
@@ -85,4 +86,5 @@ def _register_builtin() -> None:
     from edge.drivers.opcua import OpcUaDriver
 
     register("modbus_tcp", ModbusDriver)
+    register("modbus_rtu", ModbusDriver)
     register("opcua", OpcUaDriver)

@@ -4,10 +4,21 @@ In subscription mode (``opcua.subscribe``, the default) ``read()`` returns the d
 server sent since the previous call, each with its own source timestamp and status, plus a full
 batched read of every tag on the first call after ``connect()`` and then every
 ``heartbeat_s`` (so unchanged values are refreshed). Tags the server refuses to monitor (an
-unknown node, say) are read on every call. In polling mode every call is one batched read.
+unknown node, say) are read on every call. In polling mode every call is one batched read of
+the tags that are due.
+
+Scan classes: in subscription mode there is one subscription per distinct interval. Tags of the
+default class are sampled every ``opcua.sampling_interval_ms`` and published every
+``opcua.publishing_interval_ms``; a tag of a scan class of N seconds is sampled and published
+every N × 1000 ms. A node that tags of several classes read goes with the fastest.
+
+Security: the endpoint's ``security_policy``/``security_mode`` (and ``username``/``password``)
+secure the session with the edge's certificate in ``pki_dir`` (see
+``protocols.opcua.security``); a server certificate must be in ``<pki_dir>/trusted/`` unless
+the endpoint says ``trust_on_first_use``.
 
 A lost session or subscription raises ``DeviceUnreachable``; ``connect()`` again builds a new
-session and subscription, so a server restart is survived.
+session and subscriptions, so a server restart is survived.
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
 
 from asyncua import ua
 
@@ -27,6 +40,7 @@ from protocols.opcua import (
     Subscription,
     check_node_refs,
 )
+from protocols.opcua.security import SecurityModeName, SecurityPolicyName, SecuritySettings
 from protocols.profile import Profile, Tag
 from protocols.quality import REASON_DECODE, Quality
 from protocols.wire import Sample, Value
@@ -93,9 +107,16 @@ class OpcUaDriver:
                 check_node_refs([tag.node or ""], self.options.namespace_uri)
             except ValueError as exc:
                 raise ValueError(f"profile {profile.model}, tag {tag.name}: {exc}") from None
+        self.security = SecuritySettings(
+            policy=cast(SecurityPolicyName, endpoint.security_policy),
+            mode=cast(SecurityModeName, endpoint.security_mode),
+            pki_dir=Path(endpoint.pki_dir) if endpoint.pki_dir else None,
+            # not an Endpoint field yet: strict (False) unless a caller's Endpoint has it
+            trust_on_first_use=endpoint.trust_on_first_use,
+        )  # raises ValueError for a policy/mode mismatch or a secure policy without pki_dir
         self._url = url
         self._link: OpcUaLink | None = None
-        self._subscription: Subscription | None = None
+        self._subscriptions: dict[tuple[float, float], Subscription] = {}
         self._node_of: dict[str, ua.NodeId] = {}  # tag name → node
         self._tags_of: dict[ua.NodeId, list[Tag]] = {}  # node → tags reading it
         self._polled: list[Tag] = []  # subscription mode: tags read on every call
@@ -104,16 +125,36 @@ class OpcUaDriver:
 
     @property
     def subscribed(self) -> bool:
-        """True while reads come from a subscription (false in polling mode or when refused)."""
-        return self._subscription is not None
+        """True while reads come from subscriptions (false in polling mode or when refused)."""
+        return bool(self._subscriptions)
+
+    @property
+    def subscriptions(self) -> dict[tuple[float, float], Subscription]:
+        """The live subscriptions by (sampling, publishing) interval in ms."""
+        return dict(self._subscriptions)
+
+    @property
+    def link(self) -> OpcUaLink | None:
+        return self._link
+
+    def intervals(self, tag: Tag) -> tuple[float, float]:
+        """(sampling, publishing) interval in ms a tag is subscribed with (see the docstring)."""
+        if tag.scan_class is None:
+            return (
+                float(self.options.sampling_interval_ms),
+                float(self.options.publishing_interval_ms),
+            )
+        interval_ms = float(round(self.profile.scan_interval(tag) * 1000))
+        return interval_ms, interval_ms
 
     async def connect(self) -> None:
         await self.close()
         link = OpcUaLink(
             self._url,
-            timeout_s=self.options.timeout_s,
+            timeout_s=self.endpoint.timeout_s or self.options.timeout_s,
             username=self.endpoint.username,
             password=self.endpoint.password,
+            security=self.security,
         )
         try:
             await link.connect()
@@ -123,57 +164,65 @@ class OpcUaDriver:
             self._tags_of = {}
             for tag, node in zip(tags, nodes, strict=True):
                 self._tags_of.setdefault(node, []).append(tag)
-            subscription = await self._subscribe(link) if self.options.subscribe else None
+            subscriptions = await self._subscribe(link) if self.options.subscribe else {}
         except BaseException:
             await link.close()
             raise
         self._link = link
-        self._subscription = subscription
-        self._polled = [] if subscription is None else self._unmonitored(subscription)
+        self._subscriptions = subscriptions
+        self._polled = self._unmonitored(subscriptions)
         self._next_full_read = 0.0
         self._last = {}
 
-    async def _subscribe(self, link: OpcUaLink) -> Subscription | None:
+    async def _subscribe(self, link: OpcUaLink) -> dict[tuple[float, float], Subscription]:
+        """One subscription per distinct (sampling, publishing) interval; {} when refused."""
+        groups: dict[tuple[float, float], list[ua.NodeId]] = {}
         deadbands: dict[ua.NodeId, float | None] = {}
         for node, tags in self._tags_of.items():
             raw = [_raw_deadband(t) for t in tags]
             deadbands[node] = None if None in raw else min(d for d in raw if d is not None)
+            fastest = min(self.intervals(t) for t in tags)
+            groups.setdefault(fastest, []).append(node)
+        subscriptions: dict[tuple[float, float], Subscription] = {}
         try:
-            return await link.subscribe(
-                list(self._tags_of),
-                self.options.sampling_interval_ms,
-                self.options.publishing_interval_ms,
-                deadbands,
-            )
+            for (sampling_ms, publishing_ms), nodes in sorted(groups.items()):
+                subscriptions[(sampling_ms, publishing_ms)] = await link.subscribe(
+                    nodes, sampling_ms, publishing_ms, deadbands
+                )
         except DeviceRejected as exc:
             log.warning(
                 "device %s: the server refused a subscription (%s); polling instead",
                 self.endpoint.device_id, exc,
             )  # fmt: skip
-            return None
+            for subscription in subscriptions.values():
+                await subscription.delete(link.timeout_s)
+            return {}
+        return subscriptions
 
-    def _unmonitored(self, subscription: Subscription) -> list[Tag]:
-        if subscription.rejected:
+    def _unmonitored(self, subscriptions: dict[tuple[float, float], Subscription]) -> list[Tag]:
+        rejected = {n: why for s in subscriptions.values() for n, why in s.rejected.items()}
+        if rejected:
             log.info(
                 "device %s: %d nodes cannot be monitored and are polled: %s",
                 self.endpoint.device_id,
-                len(subscription.rejected),
-                ", ".join(f"{n.to_string()} ({why})" for n, why in subscription.rejected.items()),
+                len(rejected),
+                ", ".join(f"{n.to_string()} ({why})" for n, why in rejected.items()),
             )
-        return [tag for node in subscription.rejected for tag in self._tags_of.get(node, [])]
+        return [tag for node in rejected for tag in self._tags_of.get(node, [])]
 
     async def read(self, due: frozenset[str] | None = None) -> list[Sample]:
         """Polling: a batched read of the due tags (all when None). Subscribed: the changes
         since the last call, plus a full read every heartbeat (``due`` does not apply)."""
         link = self._live_link()
-        if self._subscription is None:
+        if not self._subscriptions:
             tags = [t for t in self.profile.tags if due is None or t.name in due]
             return await self._read_tags(link, tags)
         # A notification equal to what was last returned for its tag is the same reading seen
         # twice (e.g. a monitored item's initial value arriving after the first full read).
         changes = [
             sample
-            for result in self._subscription.drain()
+            for subscription in self._subscriptions.values()
+            for result in subscription.drain()
             for tag in self._tags_of.get(result.node_id, [])
             if (sample := sample_of(tag, result)) != self._last.get(tag.name)
         ]
@@ -206,11 +255,12 @@ class OpcUaDriver:
                 f"device {self.endpoint.device_id} ({self._url}): "
                 f"{link.lost_reason or 'the session was lost'}"
             )
-        if self._subscription is not None and self._subscription.lost is not None:
-            raise DeviceUnreachable(
-                f"device {self.endpoint.device_id} ({self._url}): "
-                f"subscription lost ({self._subscription.lost})"
-            )
+        for subscription in self._subscriptions.values():
+            if subscription.lost is not None:
+                raise DeviceUnreachable(
+                    f"device {self.endpoint.device_id} ({self._url}): "
+                    f"subscription lost ({subscription.lost})"
+                )
         return link
 
     async def write(self, metric: str, value: Value) -> None:
@@ -234,7 +284,7 @@ class OpcUaDriver:
 
     async def close(self) -> None:
         link, self._link = self._link, None
-        self._subscription = None
+        self._subscriptions = {}
         if link is not None:
             await link.close()
 

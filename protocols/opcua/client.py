@@ -3,11 +3,15 @@
 ``OpcUaLink`` wraps asyncua's ``Client`` without reconnecting on its own: a lost connection
 surfaces as ``DeviceUnreachable`` (naming the endpoint) and the caller decides when to
 ``connect()`` again, which builds a fresh session. Every service call is bounded by
-``timeout_s``. Errors follow ``protocols.errors``:
+``timeout_s``. With ``SecuritySettings`` (``security``) the session is signed, or signed and
+encrypted, with the application certificate of a PKI folder, and the server's certificate must
+be trusted first. Errors follow ``protocols.errors``:
 
     DeviceUnreachable   refused, timed out, the session or socket dropped
-    DeviceRejected      the server answered with a bad StatusCode for the whole service call
-    └── UnknownNamespace  a namespace URI the server does not have (see ``nodes``)
+    DeviceRejected      the server answered with a bad StatusCode for the whole service call,
+    │                   or refused the login or the security asked for (the message says which)
+    ├── UnknownNamespace      a namespace URI the server does not have (see ``nodes``)
+    └── UntrustedCertificate  the server's certificate is not in the trusted folder (``security``)
 """
 
 from __future__ import annotations
@@ -29,6 +33,17 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from protocols.errors import DeviceRejected, DeviceUnreachable, FieldBusError
 from protocols.opcua.nodes import check_node_refs, resolve_refs
+from protocols.opcua.security import (
+    SecuritySettings,
+    UntrustedCertificate,
+    check_server_certificate,
+    describe_endpoint,
+    ensure_own_certificate,
+    first_certificate,
+    message_mode,
+    policy_class,
+    policy_uri,
+)
 from protocols.opcua.values import (
     ReadResult,
     coerce_for_variant,
@@ -60,7 +75,19 @@ _MAX_NODES_PER_READ = ua.NodeId(
 _MAX_MONITORED_ITEMS_PER_CALL = ua.NodeId(
     ua.Int32(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)
 )
+_LOGIN_HINTS = {
+    "BadUserAccessDenied": "wrong username or password, or the user may not log in",
+    "BadIdentityTokenRejected": (
+        "the server does not accept this kind of login (anonymous, or username and password): "
+        "set username and password as the server requires"
+    ),
+    "BadIdentityTokenInvalid": "the server could not read the login: check username and password",
+    "BadSecurityPolicyRejected": "the server refuses this security policy",
+    "BadSecurityModeRejected": "the server refuses this security mode",
+}
 _NAMESPACE_ARRAY = ua.NodeId(ua.Int32(ObjectIds.Server_NamespaceArray))
+_HIERARCHICAL_REFERENCES = ua.NodeId(ua.Int32(ObjectIds.HierarchicalReferences))
+_BROWSE_BATCH = 100  # nodes per Browse request
 _SESSION_TIMEOUT_MS = 60_000
 _KEEPALIVE_MS = 10_000  # the server says "still here" at least this often
 
@@ -86,6 +113,10 @@ def _limit(data_value: ua.DataValue) -> int | None:
     return None
 
 
+def _offered(endpoints: Iterable[ua.EndpointDescription]) -> str:
+    return ", ".join(dict.fromkeys(describe_endpoint(e) for e in endpoints)) or "nothing"
+
+
 class Subscription:
     """One OPC UA subscription: data changes arrive as ReadResults, in a queue or a callback.
 
@@ -107,6 +138,9 @@ class Subscription:
         self.unfiltered: set[ua.NodeId] = set()  # monitored without the deadband asked for
         self.lost: str | None = None
         self.dropped = 0  # notifications dropped because the queue was full
+        self.notifications = 0  # data changes received
+        self.sampling_interval_ms: float | None = None  # requested for every monitored item
+        self.publishing_interval_ms: float | None = None  # as the server revised it
         self._on_result = on_result
         self._on_status = on_status
         self._node_of_handle: dict[int, ua.NodeId] = {}
@@ -153,6 +187,7 @@ class Subscription:
         node_id = self._node_of_handle.get(int(item.ClientHandle))
         if node_id is None or item.Value is None:
             return
+        self.notifications += 1
         self._deliver(result_from_data_value(node_id, item.Value, now_ms()))
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
@@ -223,6 +258,7 @@ class OpcUaLink:
         password: str | None = None,
         *,
         max_nodes_per_read: int | None = None,
+        security: SecuritySettings | None = None,
     ) -> None:
         if not endpoint_url.startswith("opc.tcp://"):
             raise ValueError(
@@ -236,6 +272,8 @@ class OpcUaLink:
         self.timeout_s = timeout_s
         self.username = username
         self.password = password
+        self.security = security or SecuritySettings()
+        self.application_uri: str | None = None  # this client's, from its certificate
         self.read_requests = 0  # Read service calls made by read_values
         self.lost_reason: str | None = None
         self._max_nodes_override = max_nodes_per_read
@@ -261,7 +299,13 @@ class OpcUaLink:
     # -- session
 
     async def connect(self) -> None:
-        """Open a new session (closing any previous one) and read the server's operation limits."""
+        """Open a new session (closing any previous one) and read the server's operation limits.
+
+        With a secure policy the server's certificate is checked against the trusted folder
+        first (``UntrustedCertificate`` otherwise), and the edge's own certificate is made on
+        first use. A refused login or security setting raises ``DeviceRejected`` naming the
+        endpoint, the policy and the user.
+        """
         await self.close()
         client = Client(
             self.endpoint_url, timeout=self.timeout_s, watchdog_intervall=self.timeout_s
@@ -274,11 +318,14 @@ class OpcUaLink:
         client.connection_lost_callback = self._connection_lost
         self.lost_reason = None
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(
+                self.timeout_s * 2 if self.security.secure else self.timeout_s
+            ):
+                await self._secure(client)
                 await client.connect()
         except Exception as exc:
             await self._disconnect(client)
-            raise self._error("connect", exc) from exc
+            raise await self._connect_error(exc) from exc
         except BaseException:
             await self._disconnect(client)
             raise
@@ -292,6 +339,84 @@ class OpcUaLink:
             raise
         self._server_max_nodes_per_read = _limit(limits[0])
         self._max_monitored_items_per_call = _limit(limits[1])
+
+    async def _secure(self, client: Client) -> None:
+        """Set up the client's certificate and the trusted server certificate (secure policies)."""
+        security = self.security
+        pki = security.pki
+        if pki is None or not security.secure:
+            if security.application_uri is not None:
+                client.application_uri = security.application_uri
+            return
+        own = await asyncio.to_thread(ensure_own_certificate, pki, security.application_uri)
+        client.application_uri = self.application_uri = own.application_uri
+        endpoints = await client.connect_and_get_server_endpoints()
+        wanted_uri, wanted_mode = policy_uri(security.policy), message_mode(security.mode)
+        endpoint = next(
+            (
+                e
+                for e in endpoints
+                if e.SecurityPolicyUri == wanted_uri and e.SecurityMode == wanted_mode
+            ),
+            None,
+        )
+        if endpoint is None:
+            raise DeviceRejected(
+                f"{self.endpoint_url}: the server offers no {security.describe()} endpoint "
+                f"(it offers: {_offered(endpoints)}); set security_policy and security_mode to "
+                "one of those"
+            )
+        if not endpoint.ServerCertificate:
+            raise DeviceRejected(
+                f"{self.endpoint_url}: the {security.describe()} endpoint has no server certificate"
+            )
+        server_der = first_certificate(endpoint.ServerCertificate)
+        await asyncio.to_thread(
+            check_server_certificate, pki, server_der, self.endpoint_url,
+            security.trust_on_first_use,
+        )  # fmt: skip
+        await client.set_security(
+            policy_class(security.policy),
+            str(own.certificate_path),
+            str(own.private_key_path),
+            server_certificate=server_der,
+            mode=wanted_mode,
+        )
+
+    async def _connect_error(self, exc: Exception) -> FieldBusError:
+        """A connect failure, saying with which security and login, and what to check."""
+        who = f"{self.security.describe()}, " + (
+            f"user {self.username!r}" if self.username is not None else "anonymous"
+        )
+        error = self._error("connect", exc)
+        if isinstance(error, UntrustedCertificate) or not isinstance(error, DeviceRejected):
+            return error
+        if "No matching endpoints" in str(exc):
+            offered = await self._offered_endpoints()
+            return DeviceRejected(
+                f"{self.endpoint_url}: the server offers no {self.security.describe()} endpoint "
+                f"(it offers: {offered}); set security_policy and security_mode to one of those"
+            )
+        hint = None
+        if isinstance(exc, UaStatusCodeError):
+            name = status_name(int(exc.code))
+            hint = _LOGIN_HINTS.get(name)
+            if hint is None and "Certificate" in name and self.security.pki is not None:
+                hint = (
+                    "the server refused this client's certificate: add "
+                    f"{self.security.pki.certificate_path} to the server's trusted certificates"
+                )
+        return DeviceRejected(f"{error} ({who}){': ' + hint if hint else ''}", code=error.code)
+
+    async def _offered_endpoints(self) -> str:
+        """What the server's endpoints offer, for an error message (best effort)."""
+        probe = Client(self.endpoint_url, timeout=self.timeout_s)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return _offered(await probe.connect_and_get_server_endpoints())
+        except Exception as exc:  # noqa: BLE001 - only decorates an error message
+            log.debug("listing the endpoints of %s failed: %r", self.endpoint_url, exc)
+            return "unknown"
 
     async def close(self) -> None:
         """Close the session and its subscriptions; never raises."""
@@ -356,14 +481,18 @@ class OpcUaLink:
             ]
         return results
 
-    async def _read(self, node_ids: Sequence[ua.NodeId], what: str) -> list[ua.DataValue]:
+    async def _read(
+        self,
+        node_ids: Sequence[ua.NodeId],
+        what: str,
+        attribute: AttributeIds = AttributeIds.Value,
+    ) -> list[ua.DataValue]:
         client = self._require_client()
         parameters = ua.ReadParameters(
             MaxAge=0,
             TimestampsToReturn=ua.TimestampsToReturn.Both,
             NodesToRead=[
-                ua.ReadValueId(NodeId=node_id, AttributeId=AttributeIds.Value)
-                for node_id in node_ids
+                ua.ReadValueId(NodeId=node_id, AttributeId=attribute) for node_id in node_ids
             ],
         )
         data_values = await self._service(what, client.uaclient.read(parameters))
@@ -373,6 +502,63 @@ class OpcUaLink:
                 f"got {len(data_values)}"
             )
         return data_values
+
+    async def read_attributes(
+        self, node_ids: Sequence[ua.NodeId], attribute: AttributeIds
+    ) -> list[ua.DataValue]:
+        """Read one attribute of every node, in batches of at most max_nodes_per_read."""
+        data_values: list[ua.DataValue] = []
+        for batch in _batches(node_ids, self.max_nodes_per_read):
+            data_values += await self._read(batch, f"read {attribute.name}", attribute)
+        return data_values
+
+    async def browse(
+        self, node_ids: Sequence[ua.NodeId], node_class_mask: int = 0
+    ) -> list[list[ua.ReferenceDescription]]:
+        """The forward hierarchical references of every node (BrowseNext followed to the end).
+
+        ``node_class_mask`` limits the targets (``ua.NodeClass`` bits; 0: every class).
+        """
+        client = self._require_client()
+        out: list[list[ua.ReferenceDescription]] = []
+        for batch in _batches(node_ids, _BROWSE_BATCH):
+            parameters = ua.BrowseParameters(
+                View=ua.ViewDescription(),
+                RequestedMaxReferencesPerNode=0,
+                NodesToBrowse=[
+                    ua.BrowseDescription(
+                        NodeId=node_id,
+                        BrowseDirection=ua.BrowseDirection.Forward,
+                        ReferenceTypeId=_HIERARCHICAL_REFERENCES,
+                        IncludeSubtypes=True,
+                        NodeClassMask=node_class_mask,
+                        ResultMask=ua.BrowseResultMask.All,
+                    )
+                    for node_id in batch
+                ],
+            )
+            results = await self._service("browse", client.uaclient.browse(parameters))
+            for node_id, result in zip(batch, results, strict=True):
+                if not result.StatusCode.is_good():
+                    log.info(
+                        "%s: browsing %s: %s", self.endpoint_url, node_id.to_string(),
+                        status_name(int(result.StatusCode.value)),
+                    )  # fmt: skip
+                references = list(result.References)
+                point = result.ContinuationPoint
+                while point:
+                    more = await self._service(
+                        "browse next",
+                        client.uaclient.browse_next(
+                            ua.BrowseNextParameters(
+                                ReleaseContinuationPoints=False, ContinuationPoints=[point]
+                            )
+                        ),
+                    )
+                    references += list(more[0].References)
+                    point = more[0].ContinuationPoint
+                out.append(references)
+        return out
 
     async def write_value(
         self, node_id: ua.NodeId, value: object, variant_type: ua.VariantType
@@ -434,6 +620,11 @@ class OpcUaLink:
         )
         subscription._ua = await self._service(
             "create a subscription", client.create_subscription(parameters, subscription)
+        )
+        subscription.sampling_interval_ms = float(sampling_interval_ms)
+        # asyncua modifies the subscription to what the server revised, when it revised it
+        subscription.publishing_interval_ms = (
+            subscription._ua.parameters.RequestedPublishingInterval
         )
         self._subscriptions.append(subscription)
         try:
