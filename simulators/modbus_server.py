@@ -1,4 +1,4 @@
-"""Serve one simulated machine over Modbus TCP from its profile (pymodbus 3.16 async server).
+"""Serve simulated machines over Modbus TCP (one per server) or RTU (several units on one tty).
 
 The register map comes from the profile: every tag's table and address (one-based profiles are
 shifted to PDU addresses), its data type, word order, scale and bit. On each ``step`` the
@@ -24,18 +24,28 @@ so a client with the wrong unit id times out rather than reading someone else's 
 
 By default registers between mapped tags read as 0 (a lenient PLC); ``strict_map=True`` makes
 them answer exception 2 (illegal data address), as many PLCs do.
+
+Modbus RTU: ``ModbusSerialBusServer`` serves several ``ModbusDeviceServer`` units (each its own
+profile, behaviour and unit id) on one serial port, as slaves share an RS-485 line, over one
+pymodbus serial server. A unit switched ``set_unresponsive(True)`` is dead: the line stays
+silent for its requests while its neighbours answer; a unit id nobody has is silent too. The bus
+server keeps the times at which request and answer bytes crossed the port (``traffic``), so a
+test can check the silence a client keeps between frames.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from protocols.errors import CodecError
@@ -66,9 +76,11 @@ class _Span:
 
 
 class ModbusDeviceServer:
-    """One Modbus TCP device: a real pymodbus server whose datastore follows a behaviour model."""
+    """One Modbus device: a real pymodbus server whose datastore follows a behaviour model.
 
-    protocol = "modbus_tcp"
+    A ``modbus_tcp`` device serves itself (``start``); a ``modbus_rtu`` device is one unit of a
+    ``ModbusSerialBusServer``, which starts it.
+    """
 
     def __init__(
         self,
@@ -81,8 +93,9 @@ class ModbusDeviceServer:
         unit_id: int = 1,
         strict_map: bool = False,
     ) -> None:
-        if profile.protocol != "modbus_tcp":
+        if profile.protocol not in ("modbus_tcp", "modbus_rtu"):
             raise ValueError(f"device {device_id}: profile {profile.model} is {profile.protocol}")
+        self.protocol: str = profile.protocol
         self.device_id = device_id
         self.profile = profile
         self.behaviour = behaviour
@@ -101,7 +114,8 @@ class ModbusDeviceServer:
                 )
             self._pdu[tag.name] = pdu
         self._read_only = [self._span(t) for t in profile.tags if not t.writable]
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusBaseServer | None = None
+        self._serial_port: str | None = None  # set while served on a serial bus
         self._image: dict[tuple[str, int], int] = {}
         self._internal = False
         self._unresponsive = False
@@ -112,14 +126,14 @@ class ModbusDeviceServer:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Build the datastore from the profile, fill it and start listening."""
-        device = SimDevice(
-            id=self.unit_id,
-            simdata=self._blocks(),
-            action=self._action,
-        )
+        """Build the datastore from the profile, fill it and start listening (TCP)."""
+        if self.protocol != "modbus_tcp":
+            raise RuntimeError(
+                f"device {self.device_id} is a Modbus RTU unit: serve it with a "
+                "ModbusSerialBusServer"
+            )
         self._server = ModbusTcpServer(
-            device,
+            self.sim_device(),
             address=(self.host, self.port),
             trace_pdu=self._trace_pdu,
         )
@@ -130,18 +144,23 @@ class ModbusDeviceServer:
             self.port = int(sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
-        """Stop listening and close every connection."""
-        if self._server is not None:
+        """Stop listening and close every connection (a bus unit leaves that to its bus)."""
+        if self._server is not None and self._serial_port is None:
             await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+        self._server = None
+        self._serial_port = None
 
     @property
     def listening(self) -> bool:
         return self._server is not None and self._server.transport is not None
 
+    @property
+    def unresponsive(self) -> bool:
+        return self._unresponsive
+
     def endpoint(self) -> dict[str, Any]:
         """Where a client reaches this device (the shape of one endpoints-file entry)."""
-        return {
+        entry: dict[str, Any] = {
             "device_id": self.device_id,
             "protocol": self.protocol,
             "host": self.host,
@@ -150,6 +169,19 @@ class ModbusDeviceServer:
             "endpoint_url": None,
             "profile": self.profile.model,
         }
+        if self._serial_port is not None:
+            entry["serial_port"] = self._serial_port
+        return entry
+
+    def sim_device(self) -> SimDevice:
+        """This device's unit for a pymodbus server: its datastore and its hooks."""
+        return SimDevice(id=self.unit_id, simdata=self._blocks(), action=self._action)
+
+    async def attach(self, server: ModbusBaseServer, serial_port: str) -> None:
+        """Be served by a bus server that holds ``sim_device()``: fill the datastore."""
+        self._server = server
+        self._serial_port = serial_port
+        await self._write_image()
 
     # -- simulation ---------------------------------------------------------------------------
 
@@ -173,8 +205,8 @@ class ModbusDeviceServer:
 
     async def drop_connections(self) -> int:
         """Close every open client connection; returns how many were closed."""
-        if self._server is None:
-            return 0
+        if self._server is None or self._serial_port is not None:
+            return 0  # a serial line has no connections to drop
         connections = list(self._server.active_connections.values())
         for connection in connections:
             connection.close()
@@ -346,6 +378,108 @@ class ModbusDeviceServer:
                         raise RuntimeError(f"datastore refused {table} {first}..{last}: {result!r}")
         finally:
             self._internal = False
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Bytes that crossed the bus server's port: a request received, or an answer sent."""
+
+    at: float  # time.monotonic()
+    sending: bool
+    size: int
+
+
+class ModbusSerialBusServer:
+    """Several simulated units answering on one serial port (Modbus RTU), like slaves on RS-485."""
+
+    protocol = "modbus_rtu"
+
+    def __init__(
+        self,
+        port: str,
+        units: Sequence[ModbusDeviceServer],
+        *,
+        baudrate: int = 19200,
+        parity: str = "E",
+        stopbits: int = 1,
+        bytesize: int = 8,
+        traffic_kept: int = 10_000,
+    ) -> None:
+        ids = [u.unit_id for u in units]
+        if not units or len(set(ids)) != len(ids):
+            raise ValueError(f"serial {port}: needs units with distinct unit ids, got {ids}")
+        for unit in units:
+            if unit.protocol != "modbus_rtu":
+                raise ValueError(
+                    f"serial {port}: device {unit.device_id} has a {unit.protocol} profile "
+                    f"({unit.profile.model}); units on a serial line need protocol modbus_rtu"
+                )
+        self.port = port
+        self.units = {u.unit_id: u for u in units}
+        self.baudrate, self.parity, self.stopbits, self.bytesize = (
+            baudrate, parity, stopbits, bytesize
+        )  # fmt: skip
+        self.traffic: deque[Frame] = deque(maxlen=traffic_kept)
+        self.requests_dropped = 0
+        self._server: ModbusSerialServer | None = None
+
+    def unit(self, unit_id: int) -> ModbusDeviceServer:
+        return self.units[unit_id]
+
+    async def start(self) -> None:
+        """Open the port and answer for every unit."""
+        self._server = ModbusSerialServer(
+            [u.sim_device() for u in self.units.values()],
+            framer=FramerType.RTU,
+            port=self.port,
+            baudrate=self.baudrate,
+            parity=self.parity,
+            stopbits=self.stopbits,
+            bytesize=self.bytesize,
+            ignore_missing_devices=True,  # a unit id nobody has: silence, as on a real line
+            trace_pdu=self._trace_pdu,
+            trace_packet=self._trace_packet,
+        )
+        for unit in self.units.values():
+            await unit.attach(self._server, self.port)
+        await self._server.serve_forever(background=True)
+
+    async def stop(self) -> None:
+        """Close the port."""
+        for unit in self.units.values():
+            await unit.stop()
+        if self._server is not None:
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.transport is not None
+
+    async def step(self, now_s: float) -> None:
+        """Advance every unit's behaviour to ``now_s``."""
+        for unit in self.units.values():
+            await unit.step(now_s)
+
+    async def set_unresponsive(self, unit_id: int, unresponsive: bool) -> None:
+        """Make one unit dead (no answer at all) or bring it back."""
+        await self.unit(unit_id).set_unresponsive(unresponsive)
+
+    def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        if not sending:
+            # dropped here, not by ignore_missing_devices: pymodbus's SimDevice store answers
+            # an unknown unit id with exception 4 rather than staying silent
+            unit = self.units.get(pdu.dev_id)
+            if unit is None or unit.unresponsive:
+                self.requests_dropped += 1
+                if unit is not None:
+                    unit.requests_dropped += 1
+                return cast(ModbusPDU, None)  # pymodbus sends no answer for a None PDU
+        return pdu
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        self.traffic.append(Frame(time.monotonic(), sending, len(data)))
+        return data
 
 
 def contiguous_runs(addresses: list[int]) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""The Modbus TCP driver: planned block reads, per-tag decoding, isolation of rejected registers.
+"""The Modbus driver (TCP and RTU): planned block reads, per-tag decoding, isolation of rejected registers.
 
 One poll reads every planned block. Modbus has no source timestamps, so each block's samples
 carry the edge clock at the moment its answer arrived. A block the PLC rejects with an
@@ -7,6 +7,13 @@ failure) is split in halves until the offending tag stands alone; that tag reads
 with the exception as its reason while the others keep flowing. The split plan is kept, so
 later polls do not probe again. Any other exception marks the block's tags bad without
 splitting; a lost link raises ``DeviceUnreachable`` for the coordinator to handle.
+
+Over RTU (``protocol: modbus_rtu``) the device is one unit on a serial line it shares with its
+neighbours (``edge.drivers.serial_bus``): ``connect`` joins the line's bus and opens the port if
+it is not open yet, each request holds the bus for its own turn (after the inter-frame delay),
+and ``close`` leaves the bus (the port closes when its last device leaves). A unit that does not
+answer within its timeout raises ``DeviceUnreachable`` like a TCP device, leaving the port open
+for the others. The request timeout is the endpoint's ``timeout_s``, else the profile's.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from functools import partial
 from typing import TypeVar
 
 from edge.drivers.base import Endpoint
-from protocols.errors import CodecError, DeviceRejected
-from protocols.modbus.client import ModbusTcpLink
+from edge.drivers.serial_bus import SerialBus, SerialBusRegistry, serial_buses
+from protocols.errors import CodecError, DeviceRejected, DeviceUnreachable
+from protocols.modbus.client import ModbusLink, ModbusRtuLink, ModbusTcpLink, SerialSettings
 from protocols.modbus.codec import decode_tag, encode_tag, set_bit
 from protocols.modbus.planner import Block, pdu_address, plan_blocks, split_block
 from protocols.profile import Profile, Tag
@@ -43,27 +51,58 @@ def _now_ms() -> int:
 
 
 class ModbusDriver:
-    """One Modbus TCP device: ``Driver`` for profiles with ``protocol: modbus_tcp``."""
+    """One Modbus device: ``Driver`` for profiles with ``protocol: modbus_tcp`` or ``modbus_rtu``.
 
-    def __init__(self, profile: Profile, endpoint: Endpoint) -> None:
-        if profile.protocol != "modbus_tcp":
+    ``buses`` is where RTU devices find their serial line (default: the running event loop's
+    registry, shared by every driver in it).
+    """
+
+    def __init__(
+        self, profile: Profile, endpoint: Endpoint, *, buses: SerialBusRegistry | None = None
+    ) -> None:
+        if profile.protocol not in ("modbus_tcp", "modbus_rtu"):
             raise ValueError(
-                f"ModbusDriver speaks modbus_tcp; profile {profile.model!r} is {profile.protocol}"
+                f"ModbusDriver speaks modbus_tcp and modbus_rtu; profile {profile.model!r} is "
+                f"{profile.protocol}"
             )
         self.profile = profile
         self.endpoint = endpoint
         self._options = profile.modbus_options
         self._workarounds = profile.workarounds
         self._plan: list[Block] = plan_blocks(profile.tags, self._options, self._workarounds)
-        self._link = ModbusTcpLink(
-            endpoint.host, endpoint.port, endpoint.unit_id, self._options.timeout_s
-        )
+        self.timeout_s = endpoint.timeout_s or self._options.timeout_s
+        self._serial: SerialSettings | None = None
+        self._inter_frame_delay_s: float | None = None
+        self._buses = buses
+        self._bus: SerialBus | None = None
+        self._link: ModbusLink | None = None
+        if profile.protocol == "modbus_tcp":
+            self._link = ModbusTcpLink(
+                endpoint.host, endpoint.port, endpoint.unit_id, self.timeout_s
+            )
+        else:
+            self._serial = _serial_settings(endpoint)
+            if endpoint.inter_frame_delay_ms is not None:
+                self._inter_frame_delay_s = endpoint.inter_frame_delay_ms / 1000
         self._lock = asyncio.Lock()
         self._request_delay_s = self._workarounds.request_delay_ms / 1000
         self._last_request: float | None = None
 
     def __repr__(self) -> str:
-        return f"ModbusDriver({self.endpoint.device_id} {self._link.where})"
+        return f"ModbusDriver({self.endpoint.device_id} {self.where})"
+
+    @property
+    def where(self) -> str:
+        """Where the device is reached, as error messages name it."""
+        if self._link is not None:
+            return self._link.where
+        assert self._serial is not None
+        return f"serial {self._serial.port} unit {self.endpoint.unit_id}"
+
+    @property
+    def bus(self) -> SerialBus | None:
+        """The serial bus an RTU device is on while connected (None over TCP)."""
+        return self._bus
 
     @property
     def blocks(self) -> tuple[Block, ...]:
@@ -72,13 +111,27 @@ class ModbusDriver:
 
     @property
     def connected(self) -> bool:
-        return self._link.connected
+        return self._link is not None and self._link.connected
 
     async def connect(self) -> None:
-        await self._link.connect()
+        if isinstance(self._link, ModbusTcpLink):
+            await self._link.connect()
+            return
+        assert self._serial is not None
+        if self._bus is None:
+            buses = self._buses if self._buses is not None else serial_buses()
+            self._bus = buses.join(self.endpoint.device_id, self._serial, self._inter_frame_delay_s)
+            self._buses = buses
+        await self._bus.open()
+        self._link = ModbusRtuLink(self._bus.line, self.endpoint.unit_id, self.timeout_s)
 
     async def close(self) -> None:
-        await self._link.close()
+        if isinstance(self._link, ModbusTcpLink):
+            await self._link.close()
+            return
+        bus, self._bus, self._link = self._bus, None, None
+        if bus is not None and self._buses is not None:
+            await self._buses.leave(self.endpoint.device_id, bus)
 
     async def read(self, due: frozenset[str] | None = None) -> list[Sample]:
         """One poll: a sample per profile tag in ``due`` (all when None), in profile order.
@@ -104,7 +157,7 @@ class ModbusDriver:
         """Write a writable tag: coil (FC05), bit of a register (read-modify-write), FC06/FC16."""
         tag = self._writable_tag(metric)
         address = pdu_address(tag, self._options)
-        link = self._link
+        link = self._connected_link()
         async with self._lock:
             if tag.table == "coil":
                 flag = _as_flag(tag, value)
@@ -176,8 +229,13 @@ class ModbusDriver:
             return Sample(tag.name, ts_ms, None, Quality.BAD, REASON_DECODE)
         return Sample.checked(tag.name, ts_ms, value)
 
+    def _connected_link(self) -> ModbusLink:
+        if self._link is None:
+            raise DeviceUnreachable(f"Modbus {self.where}: not connected")
+        return self._link
+
     async def _read_block(self, block: Block) -> list[int] | list[bool]:
-        link = self._link
+        link = self._connected_link()
         if not self._workarounds.single_register_reads or block.count == 1:
             return await self._request(lambda: link.read_block(block))
         values: list[int] = []
@@ -189,6 +247,13 @@ class ModbusDriver:
         return values
 
     async def _request(self, request: Callable[[], Awaitable[_T]]) -> _T:
+        """One request; on a serial line, in this device's turn on the bus."""
+        if self._bus is None:
+            return await self._paced(request)
+        async with self._bus.turn():
+            return await self._paced(request)
+
+    async def _paced(self, request: Callable[[], Awaitable[_T]]) -> _T:
         """One request, no sooner than ``request_delay_ms`` after the previous one ended."""
         if self._request_delay_s and self._last_request is not None:
             wait = self._last_request + self._request_delay_s - time.monotonic()
@@ -198,6 +263,24 @@ class ModbusDriver:
             return await request()
         finally:
             self._last_request = time.monotonic()
+
+
+def _serial_settings(endpoint: Endpoint) -> SerialSettings:
+    if not endpoint.serial_port:
+        raise ValueError(
+            f"device {endpoint.device_id}: a modbus_rtu device needs 'serial_port' "
+            "(e.g. /dev/ttyUSB0)"
+        )
+    try:
+        return SerialSettings(
+            endpoint.serial_port,
+            endpoint.baudrate,
+            endpoint.parity,
+            endpoint.stopbits,
+            endpoint.bytesize,
+        )
+    except ValueError as exc:
+        raise ValueError(f"device {endpoint.device_id}: {exc}") from None
 
 
 def _as_flag(tag: Tag, value: Value) -> bool:
