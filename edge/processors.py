@@ -8,18 +8,11 @@ source timestamp of the read it came from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from protocols.profile import COUNTER_ROLES, Profile
 from protocols.quality import Quality
 from protocols.wire import Event, Sample, Value
 
-
-@dataclass(slots=True)
-class _Published:
-    value: Value
-    quality: Quality
-    ts_ms: int
+_EVENT_ROLES = frozenset(("state", "fault_code", *COUNTER_ROLES))  # roles that raise events
 
 
 class ReportByException:
@@ -28,7 +21,7 @@ class ReportByException:
     def __init__(self, deadbands: dict[str, float | None], heartbeat_s: float) -> None:
         self._deadbands = deadbands
         self._heartbeat_ms = int(heartbeat_s * 1000)
-        self._last: dict[str, _Published] = {}
+        self._last: dict[str, Sample] = {}  # the last published sample of each metric
 
     @classmethod
     def for_profile(cls, profile: Profile) -> ReportByException:
@@ -36,14 +29,14 @@ class ReportByException:
 
     def filter(self, samples: list[Sample]) -> list[Sample]:
         out = []
+        last = self._last
         for sample in samples:
-            if self._worth_publishing(sample):
-                self._last[sample.metric] = _Published(sample.value, sample.quality, sample.ts_ms)
+            if self._worth_publishing(sample, last.get(sample.metric)):
+                last[sample.metric] = sample
                 out.append(sample)
         return out
 
-    def _worth_publishing(self, sample: Sample) -> bool:
-        last = self._last.get(sample.metric)
+    def _worth_publishing(self, sample: Sample, last: Sample | None) -> bool:
         if last is None or last.quality is not sample.quality:
             return True
         if sample.ts_ms - last.ts_ms >= self._heartbeat_ms:
@@ -53,13 +46,15 @@ class ReportByException:
         if sample.value == last.value:
             return False
         deadband = self._deadbands.get(sample.metric)
+        if not deadband:
+            return True
         numeric = (
             isinstance(sample.value, int | float)
             and isinstance(last.value, int | float)
             and not isinstance(sample.value, bool)
             and not isinstance(last.value, bool)
         )
-        if not deadband or not numeric:
+        if not numeric:
             return True
         return abs(float(sample.value) - float(last.value)) > deadband  # type: ignore[arg-type]
 
@@ -73,15 +68,17 @@ class EventDetector:
 
     def __init__(self, profile: Profile) -> None:
         self._profile = profile
-        self._roles = {t.name: t.role for t in profile.tags}
+        self._roles = {t.name: t.role for t in profile.tags if t.role in _EVENT_ROLES}
         self._previous: dict[str, Value] = {}
         self._rollover = profile.workarounds.counter_rollover
 
     def detect(self, samples: list[Sample]) -> list[Event]:
         events: list[Event] = []
+        if not self._roles:
+            return events
         for sample in samples:
             role = self._roles.get(sample.metric)
-            if role not in ("state", "fault_code", *COUNTER_ROLES):
+            if role is None:
                 continue
             if sample.quality is not Quality.GOOD:
                 continue

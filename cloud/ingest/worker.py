@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine
 
 from cloud.config import CloudConfig
-from cloud.ingest.writer import BatchResult, IngestWriter, ReceivedMessage
+from cloud.ingest.writer import BatchResult, DecodedBatch, IngestWriter, ReceivedMessage
 from protocols.wire import JsonCodec, PresenceMessage, Topic, TopicKind
 from protocols.wire.topics import edge_subscription, subscription
 
@@ -269,13 +269,13 @@ class IngestWorker:
             batch = self._collect()
             self.counters.queued = self._queue.qsize()
             if batch:
-                self._store(batch)
+                self._store(self.writer.decode(batch))
 
-    def _store(self, batch: list[ReceivedMessage]) -> None:
+    def _store(self, batch: DecodedBatch) -> None:
         attempt = 0
         while True:
             try:
-                result = self.writer.write(batch)
+                result = self.writer.write_decoded(batch)  # decoded once, however many tries
                 break
             except Exception as error:  # noqa: BLE001 - the worker must outlive any failure
                 self.counters.bump("db_errors")
@@ -302,7 +302,7 @@ class IngestWorker:
                 self.config.worker_id, attempt + 1,
             )  # fmt: skip
         self.counters.db_available = True
-        self.counters.add_batch(result, _now_ms() - min(m.received_ms for m in batch))
+        self.counters.add_batch(result, _now_ms() - batch.oldest_received_ms)
         self._publish_acks(result)
 
     def _discard_queue(self) -> None:

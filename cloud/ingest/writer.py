@@ -6,11 +6,18 @@ For each batch, in one transaction:
    edge (online, session, health, clock skew = received - created);
 2. every sequenced message (data, event, and a dead letter whose envelope is valid) claims its
    ``(edge, session, seq)`` in ``ingest_message`` with ``INSERT ... ON CONFLICT DO NOTHING
-   RETURNING``; what is not returned was stored before (by us or by another worker) and is a
-   duplicate: counted, acknowledged again, not stored again;
+   RETURNING`` (on PostgreSQL one statement over ``unnest`` arrays); what is not returned was
+   stored before (by us or by another worker) and is a duplicate: counted, acknowledged again,
+   not stored again;
 3. samples of claimed data messages go to the time-series store (COPY on PostgreSQL), latest
    values advance, events go to ``device_event``, dead letters to ``dead_letter``;
 4. machine-state intervals are recomputed from the earliest new state sample of each machine.
+
+The hot path is data messages: they are decoded into plain sample tuples
+(``JsonCodec.decode_data_rows``), their topics parsed once and remembered, their series ids
+cached per device, and the ``ts_sample`` rows built straight from the tuples for
+``SqlTimeSeriesStore.write_rows``. A store that overrides ``write_batch`` gets ``Point`` objects
+as before.
 
 A message that breaks the wire contract never raises: it is dead-lettered with the reason. A
 message that the database refuses (a value it cannot hold) is found by retrying the batch one
@@ -22,9 +29,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine, exc, select, tuple_
 
@@ -35,7 +42,7 @@ from cloud.errors import CloudError
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
 from cloud.machine_state.service import recompute_states
 from cloud.timeseries.models import TsSeries
-from cloud.timeseries.sql import SqlTimeSeriesStore
+from cloud.timeseries.sql import SampleRow, SqlTimeSeriesStore
 from cloud.timeseries.store import QUALITY_CODE, Point, TimeSeriesStore
 from protocols.errors import WireError
 from protocols.wire import (
@@ -52,6 +59,7 @@ from protocols.wire import (
     WireCodec,
     parse_topic,
 )
+from protocols.wire.codec import DataRows
 from protocols.wire.topics import PREFIX, check_id
 
 log = logging.getLogger(__name__)
@@ -66,6 +74,20 @@ _machines = table_of(Machine)
 _MAX_ID = 64
 _MAX_INT = 2**62
 _INGESTED_KINDS = (TopicKind.DATA, TopicKind.EVENT, TopicKind.BIRTH, TopicKind.STATUS)
+_TOPIC_CACHE_MAX = 10_000
+_STATE_ROLES = ("state", "fault_code")
+# On PostgreSQL the claim is one statement whatever the batch size, so psycopg prepares it once.
+_CLAIM_PG = """
+INSERT INTO ingest_message (edge, session, seq, site, device, kind, received_ms)
+SELECT * FROM unnest(
+    %b::text[], %b::text[], %b::int8[], %b::text[], %b::text[], %b::text[], %b::int8[]
+)
+ON CONFLICT (edge, session, seq) DO NOTHING
+RETURNING edge, session, seq
+"""
+
+SeriesCache = dict[tuple[str, str], dict[str, int]]
+"""Series ids by ``(edge, device)``, then by metric."""
 
 
 class DatabaseUnavailable(CloudError):
@@ -148,7 +170,21 @@ class BatchResult:
 class _Decoded:
     received: ReceivedMessage
     topic: Topic
-    message: Message
+    message: Message | DataRows  # data messages come as DataRows, never as DataMessage
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """A batch decoded by ``IngestWriter.decode``, ready for ``IngestWriter.write_decoded``."""
+
+    items: tuple[_Decoded | _Dead, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def oldest_received_ms(self) -> int:
+        return min(item.received.received_ms for item in self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +234,7 @@ def _check_limits(message: Message) -> None:
 
     match message:
         case DataMessage():
-            short("session", message.session)
-            bounded("seq", message.seq)
-            for i, sample in enumerate(message.samples):
-                short(f"samples[{i}].m", sample.metric)
-                bounded(f"samples[{i}].t", sample.ts_ms)
-                if isinstance(sample.value, int) and not isinstance(sample.value, bool):
-                    bounded(f"samples[{i}].v", sample.value)
+            _check_data_limits(DataRows.of(message))
         case EventMessage():
             short("session", message.session)
             bounded("seq", message.seq)
@@ -231,6 +261,33 @@ def _check_limits(message: Message) -> None:
             pass
 
 
+def _check_data_limits(rows: DataRows) -> None:
+    """``_check_limits`` of a data message: one quick pass, the exact error only on a failure."""
+    if len(rows.session) > _MAX_ID or not -_MAX_INT <= rows.seq <= _MAX_INT:
+        _check_envelope_limits(rows.session, rows.seq)
+    low, high = -_MAX_INT, _MAX_INT
+    for i, (metric, ts_ms, value, _quality, _reason) in enumerate(rows.samples):
+        if (
+            len(metric) > _MAX_ID
+            or not low <= ts_ms <= high
+            or (type(value) is int and not low <= value <= high)
+        ):
+            if len(metric) > _MAX_ID:
+                raise WireError(
+                    f"samples[{i}].m: {len(metric)} characters, at most {_MAX_ID} are kept"
+                )
+            if not low <= ts_ms <= high:
+                raise WireError(f"samples[{i}].t: {ts_ms} is out of range")
+            raise WireError(f"samples[{i}].v: {value} is out of range")
+
+
+def _check_envelope_limits(session: str, seq: int) -> None:
+    if len(session) > _MAX_ID:
+        raise WireError(f"session: {len(session)} characters, at most {_MAX_ID} are kept")
+    if not -_MAX_INT <= seq <= _MAX_INT:
+        raise WireError(f"seq: {seq} is out of range")
+
+
 def _data_type_of(value: Value) -> str:
     if isinstance(value, bool):
         return "bool"
@@ -239,14 +296,6 @@ def _data_type_of(value: Value) -> str:
     if isinstance(value, str):
         return "string"
     return "float64"
-
-
-def _numeric(value: Value) -> tuple[float | None, str | None]:
-    if value is None:
-        return None, None
-    if isinstance(value, str):
-        return None, value
-    return float(value), None
 
 
 def is_transient(error: BaseException) -> bool:
@@ -278,21 +327,45 @@ class IngestWriter:
         self.store: TimeSeriesStore = store or SqlTimeSeriesStore(engine)
         self.codec: WireCodec = codec or JsonCodec()
         self.clock = clock
-        self._series_cache: dict[tuple[str, str, str], int] = {}
+        self._series: SeriesCache = {}  # replaced, never changed in place: see _write_items
+        self._topics: dict[str, Topic] = {}
 
     # ------------------------------------------------------------------ decoding
 
+    def _topic(self, name: str) -> Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = parse_topic(name)
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[name] = topic
+        return topic
+
+    def _decode_data(self, payload: bytes) -> DataRows:
+        if isinstance(self.codec, JsonCodec):
+            rows = self.codec.decode_data_rows(payload)
+        else:
+            message = self.codec.decode(TopicKind.DATA, payload)
+            assert isinstance(message, DataMessage)
+            rows = DataRows.of(message)
+        _check_data_limits(rows)
+        return rows
+
     def _decode(self, received: ReceivedMessage) -> _Decoded | _Dead:
-        site, edge, device = _topic_levels(received.topic)
         try:
-            topic = parse_topic(received.topic)
+            topic = self._topic(received.topic)
             if topic.kind not in _INGESTED_KINDS:
                 raise WireError(f"topic {received.topic!r}: {topic.kind} messages are not ingested")
             if b"\\u0000" in received.payload:
                 raise WireError("payload contains a NUL character (\\u0000)")
-            message = self.codec.decode(topic.kind, received.payload)
-            _check_limits(message)
+            message: Message | DataRows
+            if topic.kind is TopicKind.DATA:
+                message = self._decode_data(received.payload)
+            else:
+                message = self.codec.decode(topic.kind, received.payload)
+                _check_limits(message)
         except WireError as error:
+            site, edge, device = _topic_levels(received.topic)
             envelope = self.codec.envelope(received.payload)
             if envelope is not None and (len(envelope[0]) > _MAX_ID or abs(envelope[1]) > _MAX_INT):
                 envelope = None
@@ -303,9 +376,20 @@ class IngestWriter:
 
     def write(self, batch: Sequence[ReceivedMessage]) -> BatchResult:
         """Store a batch; raise ``DatabaseUnavailable`` (nothing stored) if the DB is down."""
-        if not batch:
+        return self.write_decoded(self.decode(batch))
+
+    def decode(self, batch: Sequence[ReceivedMessage]) -> DecodedBatch:
+        """The first half of ``write``: decode and validate, no database."""
+        return DecodedBatch(tuple(self._decode(m) for m in batch))
+
+    def write_decoded(self, decoded: DecodedBatch) -> BatchResult:
+        """The second half of ``write``: one transaction; ``DatabaseUnavailable`` if the DB is down.
+
+        A batch that raised ``DatabaseUnavailable`` can be stored again as it is.
+        """
+        items = decoded.items
+        if not items:
             return BatchResult()
-        items = [self._decode(m) for m in batch]
         try:
             return self._write_items(items)
         except Exception as error:
@@ -350,19 +434,18 @@ class IngestWriter:
             raise DatabaseUnavailable(f"cannot even store a dead letter: {error}") from error
 
     def _write_items(self, items: Sequence[_Decoded | _Dead]) -> BatchResult:
-        pending_cache: dict[tuple[str, str, str], int] = {}
+        # Series made in this transaction go into a copy of the cache, which replaces the
+        # cache only once the transaction has committed.
         with self._write_engine.begin() as conn:
-            result = self._store(conn, items, pending_cache)
-        self._series_cache.update(pending_cache)
+            result, series = self._store(conn, items)
+        self._series = series
         return result
 
     def _store(
-        self,
-        conn: Connection,
-        items: Sequence[_Decoded | _Dead],
-        pending_cache: dict[tuple[str, str, str], int],
-    ) -> BatchResult:
+        self, conn: Connection, items: Sequence[_Decoded | _Dead]
+    ) -> tuple[BatchResult, SeriesCache]:
         now = self.clock()
+        series = self._series
         result = BatchResult(received=len(items))
         full_recompute: set[tuple[str, str]] = set()
 
@@ -399,9 +482,7 @@ class IngestWriter:
                 self._duplicate(result, item)
 
         # 3. samples, events and dead letters of what was claimed (and unsequenced dead letters)
-        points: list[Point] = []
-        state_since: dict[int, int] = {}
-        sample_rows: list[tuple[_Decoded, DataMessage]] = []
+        sample_rows: list[tuple[Topic, DataRows]] = []
         event_rows: list[dict[str, object]] = []
         dead_rows: list[dict[str, object]] = []
         last_seen: dict[str, tuple[str, int]] = {}
@@ -422,28 +503,29 @@ class IngestWriter:
             seen = last_seen.get(topic.edge)
             if seen is None or seen[1] < item.received.received_ms:
                 last_seen[topic.edge] = (topic.site, item.received.received_ms)
-            if isinstance(message, DataMessage):
-                sample_rows.append((item, message))
+            if isinstance(message, DataRows):
+                sample_rows.append((topic, message))
             elif isinstance(message, EventMessage):
                 event_rows.extend(self._event_rows(item, message))
             result.stored_messages += 1
             self._ack(result, item)
 
+        state_since: dict[tuple[str, str], int] = {}
+        roles: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
         if sample_rows:
-            series_ids = self._series_ids(conn, sample_rows, pending_cache)
-            for item, message in sample_rows:
-                device = item.topic.device or ""
-                for sample in message.samples:
-                    series_id = series_ids[(item.topic.edge, device, sample.metric)]
-                    value, text = _numeric(sample.value)
-                    points.append(
-                        Point(series_id, sample.ts_ms, value, QUALITY_CODE[sample.quality],
-                              text, sample.reason)
-                    )  # fmt: skip
-                    held = state_since.get(series_id)
-                    if held is None or sample.ts_ms < held:
-                        state_since[series_id] = sample.ts_ms
-            result.stored_samples = self.store.write_batch(points, conn)
+            rows = _sample_rows(sample_rows, series)
+            if rows is None:  # a series this worker has not seen yet
+                series = self._add_series(conn, sample_rows, series)
+                rows = _sample_rows(sample_rows, series)
+                assert rows is not None
+            write_rows = _row_writer(self.store)
+            if write_rows is not None:
+                result.stored_samples = write_rows(rows, conn)
+            else:
+                points = [Point(r[0], r[1], r[2], r[4], r[3], r[5]) for r in rows]
+                result.stored_samples = self.store.write_batch(points, conn)
+            roles = self._state_roles(conn, {(t.edge, t.device or "") for t, _ in sample_rows})
+            state_since = _state_since(sample_rows, roles)
         if event_rows:
             conn.execute(_events.insert(), event_rows)
             result.stored_events = len(event_rows)
@@ -452,8 +534,8 @@ class IngestWriter:
         self._touch_edges(conn, last_seen)
 
         # 4. machine state from the earliest new state sample (or from scratch after a birth)
-        self._derive_states(conn, state_since, full_recompute)
-        return result
+        self._derive_states(conn, roles, state_since, full_recompute)
+        return result, series
 
     # ------------------------------------------------------------------ steps
 
@@ -462,14 +544,14 @@ class IngestWriter:
         if isinstance(item, _Dead):
             return item.claim_key
         message = item.message
-        if isinstance(message, DataMessage | EventMessage):
+        if isinstance(message, DataRows | EventMessage):
             return item.topic.edge, message.session, message.seq
         return None
 
     @classmethod
     def _duplicate(cls, result: BatchResult, item: _Decoded | _Dead) -> None:
         result.duplicates += 1
-        if isinstance(item, _Decoded) and isinstance(item.message, DataMessage):
+        if isinstance(item, _Decoded) and isinstance(item.message, DataRows):
             device = item.topic.device or ""
             held = result.duplicate_samples_by_device.get(device, 0)
             result.duplicate_samples_by_device[device] = held + len(item.message.samples)
@@ -482,7 +564,7 @@ class IngestWriter:
                 result.ack(item.site, item.claim_key[0], item.envelope[0], item.envelope[1])
             return
         message = item.message
-        if isinstance(message, DataMessage | EventMessage):
+        if isinstance(message, DataRows | EventMessage):
             result.ack(item.topic.site, item.topic.edge, message.session, message.seq)
 
     @staticmethod
@@ -502,6 +584,13 @@ class IngestWriter:
             })  # fmt: skip
         if not rows:
             return set()
+        if conn.dialect.name == "postgresql":
+            columns = ("edge", "session", "seq", "site", "device", "kind", "received_ms")
+            arrays = [[row[c] for row in rows] for c in columns]
+            dbapi: Any = conn.connection.dbapi_connection
+            with dbapi.cursor() as cursor:
+                cursor.execute(_CLAIM_PG, arrays)
+                return {(r[0], r[1], int(r[2])) for r in cursor.fetchall()}
         # One statement with a cached compilation, executed over all rows: SQLAlchemy's
         # "insertmanyvalues" batches it and still returns the rows that were inserted.
         stmt = dialect_insert(conn, _claims).on_conflict_do_nothing(
@@ -533,22 +622,19 @@ class IngestWriter:
             for event in message.events
         ]  # fmt: skip
 
-    def _series_ids(
-        self,
-        conn: Connection,
-        sample_rows: list[tuple[_Decoded, DataMessage]],
-        pending_cache: dict[tuple[str, str, str], int],
-    ) -> dict[tuple[str, str, str], int]:
+    def _add_series(
+        self, conn: Connection, sample_rows: list[tuple[Topic, DataRows]], cache: SeriesCache
+    ) -> SeriesCache:
+        """A copy of ``cache`` with every series of ``sample_rows``, created where missing."""
         wanted: dict[tuple[str, str, str], tuple[str, str]] = {}
-        for item, message in sample_rows:
-            for sample in message.samples:
-                key = (item.topic.edge, item.topic.device or "", sample.metric)
-                if key not in wanted:
-                    wanted[key] = (item.topic.site, _data_type_of(sample.value))
-        found = {k: self._series_cache[k] for k in wanted if k in self._series_cache}
-        missing = [k for k in wanted if k not in found]
-        if missing:
-            found.update(self._lookup_series(conn, missing))
+        for topic, data in sample_rows:
+            known = cache.get((topic.edge, topic.device or ""), {})
+            for metric, _ts, value, _quality, _reason in data.samples:
+                key = (topic.edge, topic.device or "", metric)
+                if metric not in known and key not in wanted:
+                    wanted[key] = (topic.site, _data_type_of(value))
+        missing = list(wanted)
+        found = self._lookup_series(conn, missing)
         new = [k for k in missing if k not in found]
         if new:
             stmt = dialect_insert(conn, _series).values(
@@ -562,8 +648,10 @@ class IngestWriter:
             )  # fmt: skip
             conn.execute(stmt.on_conflict_do_nothing(index_elements=["edge", "device", "metric"]))
             found.update(self._lookup_series(conn, new))
-        pending_cache.update(found)
-        return found
+        updated = {device: dict(metrics) for device, metrics in cache.items()}
+        for (edge, device, metric), series_id in found.items():
+            updated.setdefault((edge, device), {})[metric] = series_id
+        return updated
 
     @staticmethod
     def _lookup_series(
@@ -632,45 +720,54 @@ class IngestWriter:
 
     @staticmethod
     def _touch_edges(conn: Connection, last_seen: dict[str, tuple[str, int]]) -> None:
-        for edge in sorted(last_seen):
-            site, seen_ms = last_seen[edge]
-            stmt = dialect_insert(conn, _edges).values(
-                edge=edge, site=site, online=True, last_seen_ms=seen_ms, health={}
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["edge"],
-                    set_={"last_seen_ms": stmt.excluded.last_seen_ms},
-                    where=_edges.c.last_seen_ms < stmt.excluded.last_seen_ms,
-                )
-            )
+        if not last_seen:
+            return
+        stmt = dialect_insert(conn, _edges)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["edge"],
+            set_={"last_seen_ms": stmt.excluded.last_seen_ms},
+            where=_edges.c.last_seen_ms < stmt.excluded.last_seen_ms,
+        )
+        rows = [
+            {"edge": edge, "site": site, "online": True, "last_seen_ms": seen_ms, "health": {}}
+            for edge, (site, seen_ms) in sorted(last_seen.items())
+        ]
+        conn.execute(stmt, rows)
 
     @staticmethod
-    def _derive_states(
-        conn: Connection, state_since: dict[int, int], full: set[tuple[str, str]]
-    ) -> None:
-        if not state_since and not full:
-            return
-        query = select(_series.c.id, _series.c.edge, _series.c.device, _series.c.role).where(
-            _series.c.role.in_(("state", "fault_code"))
+    def _state_roles(
+        conn: Connection, devices: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, tuple[int, str]]]:
+        """Per device: role (state, fault_code) → (series id, metric), for devices that have one."""
+        out: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        if not devices:
+            return out
+        query = select(
+            _series.c.id, _series.c.edge, _series.c.device, _series.c.metric, _series.c.role
+        ).where(
+            _series.c.role.in_(_STATE_ROLES),
+            tuple_(_series.c.edge, _series.c.device).in_(sorted(devices)),
         )
-        if not full:
-            touched = select(_series.c.edge, _series.c.device).where(
-                _series.c.id.in_(list(state_since)), _series.c.role == "state"
-            )
-            pairs = {(r[0], r[1]) for r in conn.execute(touched)}
-            if not pairs:
-                return
-            query = query.where(tuple_(_series.c.edge, _series.c.device).in_(sorted(pairs)))
-        by_device: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        for series_id, edge, device, role in conn.execute(query):
-            by_device[(edge, device)][role] = int(series_id)
-        for (edge, device), roles in sorted(by_device.items()):
-            state_series = roles.get("state")
-            if state_series is None:
+        for series_id, edge, device, metric, role in conn.execute(query):
+            out.setdefault((edge, device), {})[role] = (int(series_id), metric)
+        return out
+
+    def _derive_states(
+        self,
+        conn: Connection,
+        roles: dict[tuple[str, str], dict[str, tuple[int, str]]],
+        state_since: dict[tuple[str, str], int],
+        full: set[tuple[str, str]],
+    ) -> None:
+        """Recompute states of devices with new state samples, and from scratch for ``full``."""
+        if full - roles.keys():
+            roles = {**roles, **self._state_roles(conn, full - roles.keys())}
+        for device_key in sorted(state_since.keys() | full):
+            device_roles = roles.get(device_key, {})
+            state = device_roles.get("state")
+            if state is None:
                 continue
-            if (edge, device) not in full and state_series not in state_since:
-                continue
+            edge, device = device_key
             machine = conn.execute(
                 select(_machines.c.id, _machines.c.state_map).where(
                     _machines.c.edge == edge, _machines.c.device == device
@@ -678,8 +775,68 @@ class IngestWriter:
             ).first()
             if machine is None:
                 continue  # no birth yet: the birth will derive states from scratch
-            since = None if (edge, device) in full else state_since[state_series]
+            since = None if device_key in full else state_since[device_key]
+            fault = device_roles.get("fault_code")
             recompute_states(
-                conn, int(machine.id), state_series, dict(machine.state_map or {}), since,
-                roles.get("fault_code"),
+                conn, int(machine.id), state[0], dict(machine.state_map or {}), since,
+                fault[0] if fault is not None else None,
             )  # fmt: skip
+
+
+def _row_writer(store: TimeSeriesStore) -> Callable[[list[SampleRow], Connection], int] | None:
+    """The SQL store's row path, unless a subclass changed how batches are written."""
+    if (
+        isinstance(store, SqlTimeSeriesStore)
+        and type(store).write_batch is SqlTimeSeriesStore.write_batch
+    ):
+        return store.write_rows
+    return None
+
+
+_QUALITY_CODES: dict[str, int] = {quality.value: code for quality, code in QUALITY_CODE.items()}
+
+
+def _sample_rows(
+    sample_rows: list[tuple[Topic, DataRows]], cache: SeriesCache
+) -> list[SampleRow] | None:
+    """The ``ts_sample`` rows of claimed data messages; None if a series is not in ``cache``."""
+    rows: list[SampleRow] = []
+    append = rows.append
+    codes = _QUALITY_CODES
+    for topic, data in sample_rows:
+        ids = cache.get((topic.edge, topic.device or ""))
+        if ids is None:
+            return None
+        for metric, ts_ms, value, quality, reason in data.samples:
+            series_id = ids.get(metric)
+            if series_id is None:
+                return None
+            if value is None or type(value) is float:
+                append((series_id, ts_ms, value, None, codes[quality], reason))
+            elif type(value) is str:
+                append((series_id, ts_ms, None, value, codes[quality], reason))
+            else:
+                append((series_id, ts_ms, float(value), None, codes[quality], reason))
+    return rows
+
+
+def _state_since(
+    sample_rows: list[tuple[Topic, DataRows]],
+    roles: dict[tuple[str, str], dict[str, tuple[int, str]]],
+) -> dict[tuple[str, str], int]:
+    """Per device with a state series: the earliest timestamp of its new state samples."""
+    since: dict[tuple[str, str], int] = {}
+    if not roles:
+        return since
+    for topic, data in sample_rows:
+        device_key = (topic.edge, topic.device or "")
+        state = roles.get(device_key, {}).get("state")
+        if state is None:
+            continue
+        state_metric = state[1]
+        for metric, ts_ms, _value, _quality, _reason in data.samples:
+            if metric == state_metric:
+                held = since.get(device_key)
+                if held is None or ts_ms < held:
+                    since[device_key] = ts_ms
+    return since

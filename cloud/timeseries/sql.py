@@ -1,16 +1,19 @@
 """The SQL time-series backend (SQLite or PostgreSQL through SQLAlchemy).
 
-Samples go to ``ts_sample``: on PostgreSQL with ``COPY ... FROM STDIN`` on the raw psycopg
-connection of the caller's transaction, on SQLite with one ``executemany``. ``ts_latest`` is
-upserted only when the new timestamp is at least the stored one, so replayed history never
-overwrites a current value. Aggregation happens in numpy over the fetched rows
-(``cloud.timeseries.aggregate``).
+Samples go to ``ts_sample``: on PostgreSQL with a binary ``COPY ... FROM STDIN`` on the raw
+psycopg connection of the caller's transaction, on SQLite with one ``executemany``. ``ts_latest``
+gets the newest sample of each series in the batch, upserted only when its timestamp is at least
+the stored one, so replayed history never overwrites a current value; on PostgreSQL that is one
+statement over ``unnest`` arrays. ``write_rows`` takes plain ``SampleRow`` tuples (the ingest hot
+path); ``write_batch`` takes ``Point`` objects. Aggregation happens in numpy over the fetched
+rows (``cloud.timeseries.aggregate``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -27,12 +30,43 @@ from cloud.timeseries.store import (
     RawSample,
 )
 
-_COPY_SQL = "COPY ts_sample (series_id, ts, value, text_value, quality, reason) FROM STDIN"
+SampleRow = tuple[int, int, float | None, str | None, int, str | None]
+"""A ``ts_sample`` row: series_id, ts_ms, value (a float or None), text_value, quality, reason."""
+
+_COPY_SQL = (
+    "COPY ts_sample (series_id, ts, value, text_value, quality, reason) FROM STDIN (FORMAT BINARY)"
+)
+_COPY_TYPES = ("int4", "int8", "float8", "text", "int2", "text")
+_INSERT_SQLITE = (
+    "INSERT INTO ts_sample (series_id, ts, value, text_value, quality, reason) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+# One statement for the whole batch, whatever its size (so psycopg prepares it once); %b sends
+# the arrays in binary, which spares psycopg quoting every element.
+_LATEST_PG = """
+INSERT INTO ts_latest (series_id, ts, value, text_value, quality, reason)
+SELECT * FROM unnest(
+    %b::int4[], %b::int8[], %b::float8[], %b::text[], %b::int2[], %b::text[]
+)
+ON CONFLICT (series_id) DO UPDATE SET
+    ts = EXCLUDED.ts, value = EXCLUDED.value, text_value = EXCLUDED.text_value,
+    quality = EXCLUDED.quality, reason = EXCLUDED.reason
+WHERE ts_latest.ts <= EXCLUDED.ts
+"""
 _latest = table_of(TsLatest)
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def newest_by_series(rows: Sequence[SampleRow]) -> list[SampleRow]:
+    """The newest row of each series (the later one of equal timestamps), ordered by series id.
+
+    The order is one lock order for concurrent writers of ``ts_latest``.
+    """
+    newest = {row[0]: row for row in sorted(rows, key=itemgetter(1))}  # stable: later wins ties
+    return [newest[series_id] for series_id in sorted(newest)]
 
 
 class SqlTimeSeriesStore:
@@ -44,44 +78,41 @@ class SqlTimeSeriesStore:
     # ------------------------------------------------------------------ writing
 
     def write_batch(self, points: Sequence[Point], conn: Connection | None = None) -> int:
-        if not points:
+        rows = [
+            (p.series_id, p.ts_ms, None if p.value is None else float(p.value), p.text_value,
+             p.quality, p.reason)
+            for p in points
+        ]  # fmt: skip
+        return self.write_rows(rows, conn)
+
+    def write_rows(self, rows: Sequence[SampleRow], conn: Connection | None = None) -> int:
+        """``write_batch`` for plain rows; ``value`` must already be a float (or None)."""
+        if not rows:
             return 0
         if conn is None:
             with writer_engine(self.engine).begin() as own:
-                return self._write(own, points)
-        return self._write(conn, points)
+                return self._write(own, rows)
+        return self._write(conn, rows)
 
-    def _write(self, conn: Connection, points: Sequence[Point]) -> int:
+    def _write(self, conn: Connection, rows: Sequence[SampleRow]) -> int:
+        newest = newest_by_series(rows)
         if conn.dialect.name == "postgresql":
-            self._copy(conn, points)
+            dbapi: Any = conn.connection.dbapi_connection
+            with dbapi.cursor() as cursor:
+                with cursor.copy(_COPY_SQL) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row(row)
+                columns = [list(column) for column in zip(*newest, strict=True)]
+                cursor.execute(_LATEST_PG, columns)
         else:
-            conn.execute(
-                ts_sample.insert(),
-                [
-                    {
-                        "series_id": p.series_id, "ts": p.ts_ms, "value": p.value,
-                        "text_value": p.text_value, "quality": p.quality, "reason": p.reason,
-                    }
-                    for p in points
-                ],
-            )  # fmt: skip
-        self._advance_latest(conn, points)
-        return len(points)
+            conn.exec_driver_sql(_INSERT_SQLITE, list(rows))
+            self._advance_latest_sqlite(conn, newest)
+        return len(rows)
 
     @staticmethod
-    def _copy(conn: Connection, points: Sequence[Point]) -> None:
-        dbapi: Any = conn.connection.dbapi_connection
-        with dbapi.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
-            for p in points:
-                copy.write_row((p.series_id, p.ts_ms, p.value, p.text_value, p.quality, p.reason))
-
-    @staticmethod
-    def _advance_latest(conn: Connection, points: Sequence[Point]) -> None:
-        newest: dict[int, Point] = {}
-        for p in points:
-            held = newest.get(p.series_id)
-            if held is None or p.ts_ms >= held.ts_ms:
-                newest[p.series_id] = p
+    def _advance_latest_sqlite(conn: Connection, newest: Sequence[SampleRow]) -> None:
         stmt = dialect_insert(conn, _latest)
         stmt = stmt.on_conflict_do_update(
             index_elements=["series_id"],
@@ -94,14 +125,8 @@ class SqlTimeSeriesStore:
             },
             where=_latest.c.ts <= stmt.excluded.ts,
         )
-        rows = [
-            {
-                "series_id": p.series_id, "ts": p.ts_ms, "value": p.value,
-                "text_value": p.text_value, "quality": p.quality, "reason": p.reason,
-            }
-            for _, p in sorted(newest.items())  # one lock order for concurrent writers
-        ]  # fmt: skip
-        conn.execute(stmt, rows)
+        columns = ("series_id", "ts", "value", "text_value", "quality", "reason")
+        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in newest])
 
     # ------------------------------------------------------------------ reading
 

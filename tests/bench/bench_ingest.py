@@ -315,10 +315,11 @@ _STEPS = (
     (1, "transaction (_write_items)", _WRITER, "_write_items"),
     (2, "_store", _WRITER, "_store"),
     (3, "claim (edge, session, seq) (_claim)", _WRITER, "_claim"),
-    (3, "series ids (_series_ids)", _WRITER, "_series_ids"),
-    (3, "samples (SqlTimeSeriesStore._write)", _SQL_STORE, "_write"),
-    (4, "COPY (_copy)", _SQL_STORE, "_copy"),
-    (4, "latest upsert (_advance_latest)", _SQL_STORE, "_advance_latest"),
+    (3, "new series (_add_series)", _WRITER, "_add_series"),
+    (3, "ts_sample rows (_sample_rows)", _WRITER, "_sample_rows"),
+    (3, "COPY + latest upsert (SqlTimeSeriesStore._write)", _SQL_STORE, "_write"),
+    (4, "newest per series (newest_by_series)", _SQL_STORE, "newest_by_series"),
+    (3, "state series of the devices (_state_roles)", _WRITER, "_state_roles"),
     (3, "touch edges (_touch_edges)", _WRITER, "_touch_edges"),
     (3, "machine states (_derive_states)", _WRITER, "_derive_states"),
 )
@@ -343,7 +344,7 @@ def profile_database(server: ScratchServer, workload: Workload) -> str:
         cumulative.get(label, 0.0) for depth, label, _s, _n in _STEPS if depth == 3
     )
     derived = {
-        "rest of _store (Points, bookkeeping)": cumulative.get("_store", 0.0) - store_children,
+        "rest of _store (bookkeeping)": cumulative.get("_store", 0.0) - store_children,
         "begin + commit (_write_items - _store)": (
             cumulative.get("transaction (_write_items)", 0.0) - cumulative.get("_store", 0.0)
         ),
@@ -351,7 +352,7 @@ def profile_database(server: ScratchServer, workload: Workload) -> str:
     lines = [f"### cProfile of one forgeline pass on {server.name} (cumulative seconds)", ""]
     lines += ["| step | seconds | share |", "|---|---:|---:|"]
     rows = [(d, label) for d, label, _s, _n in _STEPS if label in cumulative]
-    rows.append((3, "rest of _store (Points, bookkeeping)"))
+    rows.append((3, "rest of _store (bookkeeping)"))
     rows.append((2, "begin + commit (_write_items - _store)"))
     for depth, label in rows:
         seconds = cumulative.get(label, derived.get(label, 0.0))

@@ -35,6 +35,15 @@ def test_deadband_is_measured_from_the_last_published_value() -> None:
     assert [s.value for s in published] == [20.0, 20.6, 21.2]
 
 
+def test_without_a_deadband_every_change_is_published_and_a_repeat_is_not() -> None:
+    rbe = ReportByException.for_profile(PROFILE)
+    published = []
+    for i, value in enumerate([10, 10, 11, 11, 12, 11]):
+        published += rbe.filter([_s("parts", 1000 + i * 100, value)])
+    expected = [(1000, 10), (1200, 11), (1400, 12), (1500, 11)]
+    assert [(s.ts_ms, s.value) for s in published] == expected
+
+
 def test_heartbeat_republishes_an_unchanged_value_with_its_own_timestamp() -> None:
     rbe = ReportByException.for_profile(PROFILE)
     assert rbe.filter([_s("temp", 0, 20.0)])
