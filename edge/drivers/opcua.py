@@ -186,9 +186,11 @@ class OpcUaDriver:
         subscriptions: dict[tuple[float, float], Subscription] = {}
         try:
             for (sampling_ms, publishing_ms), nodes in sorted(groups.items()):
+                # room for three publishing cycles of every item changing at once
                 subscriptions[(sampling_ms, publishing_ms)] = await link.subscribe(
-                    nodes, sampling_ms, publishing_ms, deadbands
-                )
+                    nodes, sampling_ms, publishing_ms, deadbands,
+                    queue_maxsize=max(10_000, 3 * len(nodes)),
+                )  # fmt: skip
         except DeviceRejected as exc:
             log.warning(
                 "device %s: the server refused a subscription (%s); polling instead",
