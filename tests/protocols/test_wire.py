@@ -169,3 +169,43 @@ def test_topics_build_and_parse() -> None:
                 "forgeline/v1/a/b", "forgeline/v1/a+/b/status"):  # fmt: skip
         with pytest.raises(WireError):
             parse_topic(bad)
+
+
+@given(data_messages)
+def test_the_fast_data_path_decodes_exactly_like_the_strict_one(message: DataMessage) -> None:
+    from protocols.wire.codec import DataRows
+
+    payload = codec.encode(message)
+    strict = codec.decode(TopicKind.DATA, payload)
+    assert isinstance(strict, DataMessage)
+    assert codec.decode_data_rows(payload) == DataRows.of(strict)
+
+
+@given(
+    data_messages,
+    st.sampled_from(["m", "t", "v", "q", "r"]),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+              st.text(max_size=5), st.lists(st.integers(), max_size=2)),
+)  # fmt: skip
+def test_the_fast_data_path_rejects_what_the_strict_one_rejects_with_the_same_words(
+    message: DataMessage, field: str, junk: object
+) -> None:
+    obj = json.loads(codec.encode(message))
+    if not obj["samples"]:
+        obj["samples"] = [{"m": "x", "t": 1, "v": 1.0, "q": "good"}]
+    obj["samples"][0][field] = junk
+    payload = json.dumps(obj).encode()
+    from protocols.wire.codec import DataRows
+
+    def outcome(decode: object) -> object:
+        try:
+            return decode()  # type: ignore[operator]
+        except WireError as exc:
+            return f"WireError: {exc}"
+
+    strict = outcome(lambda: codec.decode(TopicKind.DATA, payload))
+    fast = outcome(lambda: codec.decode_data_rows(payload))
+    if isinstance(strict, DataMessage):
+        assert fast == DataRows.of(strict)
+    else:
+        assert fast == strict
