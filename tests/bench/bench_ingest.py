@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest_stream import START_MS, Plant, RawRow, Stream, build_plant
+from machine_info import cpu_model, ram_gib
 from scratch_db import FreshDatabase, PostgresScratch, ScratchServer, SqliteScratch
 
 from cloud.db import create_engine_for
@@ -378,26 +379,13 @@ def profile_database(server: ScratchServer, workload: Workload) -> str:
 
 
 def machine_lines(servers: Sequence[ScratchServer]) -> list[str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gib = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = int(line.split()[1]) / 1024 / 1024
-    except OSError:
-        pass
+    cpu = cpu_model()
+    ram = ram_gib()
     pg = next((s.version for s in servers if s.name == "postgresql"), "not used")
     libs = ", ".join(f"{name} {version(name)}" for name in ("SQLAlchemy", "psycopg", "alembic"))
     return [
         f"- CPU: {os.cpu_count()} × {cpu} (nproc {len(os.sched_getaffinity(0))})",
-        f"- RAM: {ram_gib:.1f} GiB",
+        f"- RAM: {ram:.1f} GiB",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), {platform.system()} {platform.release()}",
         f"- PostgreSQL server {pg}; SQLite library {sqlite3.sqlite_version}",
         f"- {libs}",

@@ -28,6 +28,8 @@ REPO = BENCH_DIR.parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from machine_info import cpu_model, ram_gib  # noqa: E402
+
 from tests.conftest import MosquittoBroker, free_port  # noqa: E402
 
 __all__ = [
@@ -158,21 +160,8 @@ def temp_dir(prefix: str) -> Path:
 
 def machine_lines(libraries: Sequence[str]) -> list[str]:
     """Markdown bullets: CPU, RAM, Python, library versions, Mosquitto and the load average."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram_gib = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = int(line.split()[1]) / 1024 / 1024
-    except OSError:
-        pass
+    cpu = cpu_model()
+    ram = ram_gib()
     mosquitto = "unknown"
     try:
         out = subprocess.run(
@@ -186,7 +175,7 @@ def machine_lines(libraries: Sequence[str]) -> list[str]:
     libs = ", ".join(f"{name} {version(name)}" for name in libraries)
     return [
         f"- CPU: {os.cpu_count()} × {cpu} (nproc {len(os.sched_getaffinity(0))})",
-        f"- RAM: {ram_gib:.1f} GiB",
+        f"- RAM: {ram:.1f} GiB",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}; SQLite library {sqlite3.sqlite_version}",
         f"- {libs}",
