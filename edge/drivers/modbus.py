@@ -1,4 +1,4 @@
-"""The Modbus driver (TCP and RTU): planned block reads, per-tag decoding, isolation of rejected registers.
+"""The Modbus driver (TCP and RTU): planned block reads, per-block decoding, isolation of rejected registers.
 
 One poll reads every planned block. Modbus has no source timestamps, so each block's samples
 carry the edge clock at the moment its answer arrived. A block the PLC rejects with an
@@ -28,8 +28,9 @@ from typing import TypeVar
 from edge.drivers.base import Endpoint
 from edge.drivers.serial_bus import SerialBus, SerialBusRegistry, serial_buses
 from protocols.errors import CodecError, DeviceRejected, DeviceUnreachable
+from protocols.modbus.block_decoder import BlockDecoder
 from protocols.modbus.client import ModbusLink, ModbusRtuLink, ModbusTcpLink, SerialSettings
-from protocols.modbus.codec import decode_tag, encode_tag, set_bit
+from protocols.modbus.codec import encode_tag, set_bit
 from protocols.modbus.planner import Block, pdu_address, plan_blocks, split_block
 from protocols.profile import Profile, Tag
 from protocols.quality import REASON_DECODE, Quality, modbus_exception_reason
@@ -70,6 +71,11 @@ class ModbusDriver:
         self._options = profile.modbus_options
         self._workarounds = profile.workarounds
         self._plan: list[Block] = plan_blocks(profile.tags, self._options, self._workarounds)
+        # Decoders by id(block), built once per planned or split block (the block is kept
+        # alongside so that its id cannot be reused by another block).
+        self._decoders: dict[int, tuple[Block, BlockDecoder]] = {}
+        for block in self._plan:
+            self._decoder(block)
         self.timeout_s = endpoint.timeout_s or self._options.timeout_s
         self._serial: SerialSettings | None = None
         self._inter_frame_delay_s: float | None = None
@@ -219,15 +225,17 @@ class ModbusDriver:
             return
         ts_ms = _now_ms()
         plan.append(block)
-        for tag in block.tags:
-            samples[tag.name] = self._sample(tag, block, values, ts_ms)
+        for sample in self._decoder(block).samples(values, ts_ms):
+            samples[sample.metric] = sample
 
-    def _sample(self, tag: Tag, block: Block, values: list[int] | list[bool], ts_ms: int) -> Sample:
-        try:
-            value = decode_tag(tag, block.slice(tag, values), self.profile.word_order(tag))
-        except CodecError:
-            return Sample(tag.name, ts_ms, None, Quality.BAD, REASON_DECODE)
-        return Sample.checked(tag.name, ts_ms, value)
+    def _decoder(self, block: Block) -> BlockDecoder:
+        """The block's decoder, built on first use (a split block's halves get their own)."""
+        known = self._decoders.get(id(block))
+        if known is not None and known[0] is block:
+            return known[1]
+        decoder = BlockDecoder(block, self.profile.word_order)
+        self._decoders[id(block)] = (block, decoder)
+        return decoder
 
     def _connected_link(self) -> ModbusLink:
         if self._link is None:
