@@ -68,6 +68,10 @@ class Machine(Base):
     ideal_cycle_time_s: Mapped[float | None] = mapped_column(Double)
     units_per_cycle: Mapped[int] = mapped_column(Integer, default=1)
     state_map: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # fault code (as text) -> {"reason": "Spindle overload", "category": "breakdown"}
+    fault_codes: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
+    # ordered [{"state": "running", "when": "spindle_speed > 0 and door_closed"}, ...]
+    state_rules: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     placed_by: Mapped[str] = mapped_column(String(16), default=PLACED_BY_BIRTH)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)

@@ -23,6 +23,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -38,6 +39,10 @@ from protocols.wire.topics import edge_subscription, subscription
 log = logging.getLogger(__name__)
 
 SHARED_KINDS = (TopicKind.DATA, TopicKind.EVENT)
+
+BatchObserver = Callable[[BatchResult], None]
+"""Called in the writer thread after each stored batch (e.g. the alarm engine); it must be quick
+and must not raise: an exception is logged and counted, never allowed to stop ingest."""
 
 
 def _now_ms() -> int:
@@ -70,6 +75,7 @@ class IngestCounters:
     acks_published: int = 0
     dropped_queue_full: int = 0
     db_errors: int = 0
+    observer_errors: int = 0
     last_batch_lag_ms: int | None = None
     last_batch_size: int = 0
     queued: int = 0
@@ -109,10 +115,15 @@ class IngestWorker:
     """One ingest worker. ``start()`` returns at once; ``stop()`` drains and disconnects."""
 
     def __init__(
-        self, config: CloudConfig, engine: Engine, writer: IngestWriter | None = None
+        self,
+        config: CloudConfig,
+        engine: Engine,
+        writer: IngestWriter | None = None,
+        observers: Sequence[BatchObserver] = (),
     ) -> None:
         self.config = config
         self.writer = writer or IngestWriter(engine)
+        self.observers: list[BatchObserver] = list(observers)
         self.codec = JsonCodec()
         self.counters = IngestCounters()
         self._url = config.mqtt
@@ -304,6 +315,19 @@ class IngestWorker:
         self.counters.db_available = True
         self.counters.add_batch(result, _now_ms() - batch.oldest_received_ms)
         self._publish_acks(result)
+        self._notify_observers(result)
+
+    def _notify_observers(self, result: BatchResult) -> None:
+        for observer in self.observers:
+            try:
+                observer(result)
+            except Exception:  # a consumer's bug must never stop ingest
+                self.counters.bump("observer_errors")
+                log.exception(
+                    "ingest %s: the stream consumer %r failed on a stored batch; ingest goes "
+                    "on, the consumer missed this batch",
+                    self.config.worker_id, observer,
+                )  # fmt: skip
 
     def _discard_queue(self) -> None:
         while True:

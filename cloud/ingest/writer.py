@@ -132,6 +132,8 @@ class BatchResult:
     statuses: int = 0
     duplicate_samples_by_device: dict[str, int] = field(default_factory=dict)
     acks: dict[tuple[str, str], dict[str, set[int]]] = field(default_factory=dict)
+    stored_data: list[tuple[Topic, DataRows]] = field(default_factory=list)
+    """The data messages this batch stored (duplicates left out), for stream consumers."""
 
     def ack(self, site: str, edge: str, session: str, seq: int) -> None:
         self.acks.setdefault((site, edge), {}).setdefault(session, set()).add(seq)
@@ -145,6 +147,7 @@ class BatchResult:
         for device, count in other.duplicate_samples_by_device.items():
             held = self.duplicate_samples_by_device.get(device, 0)
             self.duplicate_samples_by_device[device] = held + count
+        self.stored_data.extend(other.stored_data)
         for (site, edge), sessions in other.acks.items():
             for session, seqs in sessions.items():
                 for seq in seqs:
@@ -505,6 +508,7 @@ class IngestWriter:
                 last_seen[topic.edge] = (topic.site, item.received.received_ms)
             if isinstance(message, DataRows):
                 sample_rows.append((topic, message))
+                result.stored_data.append((topic, message))
             elif isinstance(message, EventMessage):
                 event_rows.extend(self._event_rows(item, message))
             result.stored_messages += 1

@@ -1,0 +1,1 @@
+"""Alarm notifications: channels, routing and delivery with retries."""
