@@ -4,6 +4,7 @@ from cloud.assets.models import Area, Line, Machine, Site
 from cloud.db import Base
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
 from cloud.machine_state.models import StateInterval
+from cloud.notify.models import NotificationDelivery
 from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "IngestMessage",
     "Line",
     "Machine",
+    "NotificationDelivery",
     "Site",
     "StateInterval",
     "TsLatest",
