@@ -1,5 +1,6 @@
 """Every cloud table in one import, for Alembic's metadata and for tests."""
 
+from cloud.alarms.models import Alarm, AlarmEvent, AlarmLimit, AlarmRuleRow, AlarmShelf
 from cloud.assets.models import Area, Line, Machine, Site
 from cloud.db import Base
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
@@ -8,6 +9,11 @@ from cloud.notify.models import NotificationDelivery
 from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
 
 __all__ = [
+    "Alarm",
+    "AlarmEvent",
+    "AlarmLimit",
+    "AlarmRuleRow",
+    "AlarmShelf",
     "Area",
     "Base",
     "DeadLetter",
