@@ -40,8 +40,10 @@ from protocols.wire import (
     DataMessage,
     Event,
     EventMessage,
+    FaultText,
     JsonCodec,
     Sample,
+    StateRuleText,
     StatusMessage,
     Topic,
     TopicKind,
@@ -432,6 +434,11 @@ class EdgeAgent:
                 units_per_cycle=profile.units_per_cycle,
                 area=device.settings.area,
                 line=device.settings.line,
+                fault_codes={
+                    str(code): FaultText(fault.reason, fault.category)
+                    for code, fault in profile.fault_codes.items()
+                },
+                state_rules=tuple(StateRuleText(r.state, r.when) for r in profile.state_rules),
             )
             topic = Topic.device_topic(TopicKind.BIRTH, cfg.site, cfg.edge_id, device.settings.id)
             self.link.publish(str(topic), self.codec.encode(birth), retain=True)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocols.expr import ConditionError, compile_condition
 from protocols.wire.messages import DataType, MetricDefinition
 from protocols.yaml_lines import validate_file, validate_yaml
 
@@ -23,6 +24,10 @@ Role = Literal[
 CanonicalState = Literal["running", "idle", "down", "setup", "planned_stop", "offline"]
 CANONICAL_STATES: tuple[str, ...] = ("running", "idle", "down", "setup", "planned_stop", "offline")
 Table = Literal["holding", "input", "coil", "discrete"]
+# What kind of loss a fault code stands for (the OEE loss breakdown groups downtime by it).
+FaultCategory = Literal[
+    "breakdown", "tooling", "material", "quality", "operator", "utilities", "external", "other",
+]  # fmt: skip
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 
 # Roles a device has at most one of: the OEE and state engines rely on finding them.
@@ -159,6 +164,30 @@ class Workarounds(_Strict):
     )
 
 
+class FaultCode(_Strict):
+    """What a machine's fault (alarm) number means: the text operators know, and its category."""
+
+    reason: str = Field(min_length=1, max_length=200)
+    category: FaultCategory = "breakdown"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: object) -> object:
+        # `12: Spindle overload` is short for `12: {reason: Spindle overload}`
+        return {"reason": data} if isinstance(data, str) else data
+
+
+class StateRule(_Strict):
+    """The machine is in ``state`` while ``when`` holds; rules are tried in order.
+
+    For machines without a state tag, e.g. ``{state: running, when: "spindle_speed > 0 and
+    door_closed"}``. A rule without ``when`` is the fallback and must come last.
+    """
+
+    state: CanonicalState
+    when: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class Profile(_Strict):
     """A machine model: what an edge needs to read it and the cloud needs to understand it."""
 
@@ -177,6 +206,12 @@ class Profile(_Strict):
     ideal_cycle_time_s: float | None = Field(default=None, gt=0)
     units_per_cycle: int = Field(default=1, ge=1, description="e.g. cavities of a mould")
     states: dict[int, CanonicalState] = Field(default_factory=dict)
+    fault_codes: dict[int, FaultCode] = Field(
+        default_factory=dict, description="fault_code tag value -> reason text and category"
+    )
+    state_rules: list[StateRule] = Field(
+        default_factory=list, description="state from conditions over tags (no state tag)"
+    )
     modbus: ModbusOptions | None = None
     opcua: OpcUaOptions | None = None
     workarounds: Workarounds = Field(default_factory=Workarounds)
@@ -219,6 +254,7 @@ class Profile(_Strict):
                 problems.append(f"role {role!r} is held by {holders}; a device has at most one")
         if any(t.role == "state" for t in self.tags) and not self.states:
             problems.append("a 'state' tag needs 'states': machine code -> canonical state")
+        problems += self._state_rule_problems()
         if self.protocol == "opcua" and self.modbus is not None:
             problems.append("'modbus' options on an OPC UA profile")
         if self.protocol != "opcua" and self.opcua is not None:
@@ -226,6 +262,27 @@ class Profile(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _state_rule_problems(self) -> list[str]:
+        if not self.state_rules:
+            return []
+        if any(t.role == "state" for t in self.tags):
+            return ["state_rules[0]: a profile with a 'state' tag takes its state from it; "
+                    "remove either the rules or the tag's state role"]  # fmt: skip
+        problems: list[str] = []
+        names = frozenset(t.name for t in self.tags)
+        last = len(self.state_rules) - 1
+        for i, rule in enumerate(self.state_rules):
+            if rule.when is None:
+                if i != last:
+                    problems.append(f"state_rules[{i}].when: only the last rule may leave out "
+                                    "'when' (it is the fallback)")  # fmt: skip
+                continue
+            try:
+                compile_condition(rule.when, names)
+            except ConditionError as error:
+                problems.append(f"state_rules[{i}].when: {error}")
+        return problems
 
     @property
     def modbus_options(self) -> ModbusOptions:

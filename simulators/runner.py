@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -64,7 +65,11 @@ def build_device(
     machine: Machine, profile: Profile, *, host: str = "127.0.0.1", epoch_s: float = 0.0
 ) -> DeviceServer:
     """The server for one scenario machine (not started)."""
-    behaviour = MachineBehaviour(profile, seed=machine.seed, config=machine.behaviour.config())
+    config = machine.behaviour.config()
+    if machine.behaviour.fault_codes is None and profile.fault_codes:
+        # the machine raises the alarm numbers its profile documents
+        config = dataclasses.replace(config, fault_codes=tuple(profile.fault_codes))
+    behaviour = MachineBehaviour(profile, seed=machine.seed, config=config)
     port = machine.port or 0
     if machine.opcua is not None and profile.protocol != "opcua":
         raise ValueError(

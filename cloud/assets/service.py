@@ -63,7 +63,7 @@ def _placement(
 class BirthOutcome:
     machine_id: int
     created: bool
-    state_map_changed: bool
+    state_map_changed: bool  # the state map or the state rules: states must be derived again
 
 
 def upsert_machine_from_birth(
@@ -79,16 +79,22 @@ def upsert_machine_from_birth(
         stmt.on_conflict_do_nothing(index_elements=["edge", "device"]).returning(_machine.c.id)
     ).first()
     row = conn.execute(
-        select(_machine.c.id, _machine.c.state_map, _machine.c.placed_by).where(
-            _machine.c.edge == edge, _machine.c.device == device
-        )
+        select(
+            _machine.c.id, _machine.c.state_map, _machine.c.state_rules, _machine.c.placed_by
+        ).where(_machine.c.edge == edge, _machine.c.device == device)
     ).one()
+    state_rules = [{"state": r.state, "when": r.when} for r in birth.state_rules]
     values: dict[str, object] = {
         "profile": birth.profile,
         "protocol": birth.protocol,
         "ideal_cycle_time_s": birth.ideal_cycle_time_s,
         "units_per_cycle": birth.units_per_cycle,
         "state_map": dict(birth.state_map),
+        "fault_codes": {
+            code: {"reason": f.reason, "category": f.category}
+            for code, f in birth.fault_codes.items()
+        },
+        "state_rules": state_rules or None,
         "updated_ms": now_ms,
     }
     if row.placed_by == PLACED_BY_BIRTH:
@@ -98,7 +104,8 @@ def upsert_machine_from_birth(
     return BirthOutcome(
         machine_id=int(row.id),
         created=inserted is not None,
-        state_map_changed=dict(row.state_map or {}) != dict(birth.state_map),
+        state_map_changed=dict(row.state_map or {}) != dict(birth.state_map)
+        or list(row.state_rules or []) != state_rules,
     )
 
 

@@ -40,7 +40,8 @@ from cloud.assets.service import upsert_machine_from_birth
 from cloud.db import dialect_insert, table_of, writer_engine
 from cloud.errors import CloudError
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
-from cloud.machine_state.service import recompute_states
+from cloud.machine_state.rules import compile_rules
+from cloud.machine_state.service import recompute_states, recompute_states_from_rules
 from cloud.timeseries.models import TsSeries
 from cloud.timeseries.sql import SampleRow, SqlTimeSeriesStore
 from cloud.timeseries.store import QUALITY_CODE, Point, TimeSeriesStore
@@ -331,6 +332,9 @@ class IngestWriter:
         self.codec: WireCodec = codec or JsonCodec()
         self.clock = clock
         self._series: SeriesCache = {}  # replaced, never changed in place: see _write_items
+        # (edge, device) -> (machine id, state rules) of machines whose state comes from rules;
+        # None for machines that have none. Dropped for a device when its birth arrives.
+        self._rule_machines: dict[tuple[str, str], _RuleMachine | None] = {}
         self._topics: dict[str, Topic] = {}
 
     # ------------------------------------------------------------------ decoding
@@ -464,6 +468,7 @@ class IngestWriter:
                 self._define_series(conn, topic, message)
                 if outcome.created or outcome.state_map_changed:
                     full_recompute.add((topic.edge, topic.device))
+                self._rule_machines.pop((topic.edge, topic.device), None)
                 result.births += 1
             elif isinstance(message, StatusMessage):
                 self._upsert_status(conn, topic, message, item.received.received_ms)
@@ -515,6 +520,7 @@ class IngestWriter:
             self._ack(result, item)
 
         state_since: dict[tuple[str, str], int] = {}
+        rule_since: dict[tuple[str, str], int] = {}
         roles: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
         if sample_rows:
             rows = _sample_rows(sample_rows, series)
@@ -528,8 +534,10 @@ class IngestWriter:
             else:
                 points = [Point(r[0], r[1], r[2], r[4], r[3], r[5]) for r in rows]
                 result.stored_samples = self.store.write_batch(points, conn)
-            roles = self._state_roles(conn, {(t.edge, t.device or "") for t, _ in sample_rows})
+            devices = {(t.edge, t.device or "") for t, _ in sample_rows}
+            roles = self._state_roles(conn, devices)
             state_since = _state_since(sample_rows, roles)
+            rule_since = self._rule_since(conn, sample_rows, devices - _with_state_tag(roles))
         if event_rows:
             conn.execute(_events.insert(), event_rows)
             result.stored_events = len(event_rows)
@@ -539,6 +547,7 @@ class IngestWriter:
 
         # 4. machine state from the earliest new state sample (or from scratch after a birth)
         self._derive_states(conn, roles, state_since, full_recompute)
+        self._derive_rule_states(conn, rule_since, full_recompute - _with_state_tag(roles))
         return result, series
 
     # ------------------------------------------------------------------ steps
@@ -785,6 +794,91 @@ class IngestWriter:
                 conn, int(machine.id), state[0], dict(machine.state_map or {}), since,
                 fault[0] if fault is not None else None,
             )  # fmt: skip
+
+    def _rule_machine(self, conn: Connection, device_key: tuple[str, str]) -> _RuleMachine | None:
+        if device_key not in self._rule_machines:
+            row = conn.execute(
+                select(_machines.c.id, _machines.c.state_rules).where(
+                    _machines.c.edge == device_key[0], _machines.c.device == device_key[1]
+                )
+            ).first()
+            if row is None:
+                return None  # no birth yet: ask again next time
+            self._rule_machines[device_key] = (
+                _RuleMachine.of(int(row.id), row.state_rules) if row.state_rules else None
+            )
+        return self._rule_machines[device_key]
+
+    def _rule_since(
+        self,
+        conn: Connection,
+        sample_rows: list[tuple[Topic, DataRows]],
+        devices: set[tuple[str, str]],
+    ) -> dict[tuple[str, str], int]:
+        """Per rule-state machine with new samples of a tag its rules read: the earliest."""
+        since: dict[tuple[str, str], int] = {}
+        watched: dict[tuple[str, str], frozenset[str]] = {}
+        for device_key in devices:
+            machine = self._rule_machine(conn, device_key)
+            if machine is not None:
+                watched[device_key] = machine.metrics
+        if not watched:
+            return since
+        for topic, data in sample_rows:
+            device_key = (topic.edge, topic.device or "")
+            metrics = watched.get(device_key)
+            if not metrics:
+                continue
+            for metric, ts_ms, _value, _quality, _reason in data.samples:
+                if metric in metrics and (device_key not in since or ts_ms < since[device_key]):
+                    since[device_key] = ts_ms
+        return since
+
+    def _derive_rule_states(
+        self,
+        conn: Connection,
+        rule_since: dict[tuple[str, str], int],
+        full: set[tuple[str, str]],
+    ) -> None:
+        """Recompute the states of machines whose state comes from rules over their tags."""
+        for device_key in sorted(rule_since.keys() | full):
+            machine = self._rule_machine(conn, device_key)
+            if machine is None:
+                continue
+            series: dict[str, int] = {}
+            fault: int | None = None
+            for series_id, metric, role in conn.execute(
+                select(_series.c.id, _series.c.metric, _series.c.role).where(
+                    _series.c.edge == device_key[0], _series.c.device == device_key[1]
+                )
+            ):
+                series[metric] = int(series_id)
+                if role == "fault_code":
+                    fault = int(series_id)
+            since = None if device_key in full else rule_since[device_key]
+            recompute_states_from_rules(
+                conn, machine.machine_id, machine.rules, series, since, fault
+            )
+
+
+def _with_state_tag(
+    roles: dict[tuple[str, str], dict[str, tuple[int, str]]],
+) -> set[tuple[str, str]]:
+    return {device_key for device_key, held in roles.items() if "state" in held}
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleMachine:
+    """A machine whose state comes from its state rules, and the tags those rules read."""
+
+    machine_id: int
+    rules: list[dict[str, str | None]]
+    metrics: frozenset[str]
+
+    @classmethod
+    def of(cls, machine_id: int, rules: list[dict[str, str | None]]) -> _RuleMachine:
+        names = frozenset().union(*(rule.names for rule in compile_rules(rules)))
+        return cls(machine_id, list(rules), names)
 
 
 def _row_writer(store: TimeSeriesStore) -> Callable[[list[SampleRow], Connection], int] | None:

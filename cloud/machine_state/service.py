@@ -1,14 +1,19 @@
-"""Machine-state intervals in the database: recompute after new (possibly late) state samples."""
+"""Machine-state intervals in the database: recompute after new (possibly late) state samples.
+
+A machine's state comes from its state tag (through the state map) or, for machines without
+one, from its profile's state rules evaluated over the tags they name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import Connection, delete, select, update
 
 from cloud.db import table_of
 from cloud.machine_state.derive import Interval, Reading, derive_intervals
 from cloud.machine_state.models import StateInterval
+from cloud.machine_state.rules import compile_rules, rule_readings, rule_state_map
 from cloud.timeseries.models import ts_sample
 
 _si = table_of(StateInterval)
@@ -23,6 +28,7 @@ def _readings(conn: Connection, series_id: int, from_ms: int | None) -> list[Rea
 
 
 def _faults(conn: Connection, series_id: int | None, from_ms: int | None) -> list[Reading]:
+    """A series' readings from ``from_ms`` on, led by the one that held at ``from_ms``."""
     if series_id is None:
         return []
     out = _readings(conn, series_id, from_ms)
@@ -52,6 +58,47 @@ def recompute_states(
     interval from the one that held at that time is deleted and derived again from the samples.
     Returns the number of intervals written.
     """
+
+    def derive(from_ms: int | None) -> list[Interval]:
+        return derive_intervals(
+            _readings(conn, state_series_id, from_ms),
+            state_map,
+            _faults(conn, fault_series_id, from_ms),
+        )
+
+    return _rewrite(conn, machine_id, since_ms, derive)
+
+
+def recompute_states_from_rules(
+    conn: Connection,
+    machine_id: int,
+    rules: Sequence[Mapping[str, str | None]],
+    series_by_metric: Mapping[str, int],
+    since_ms: int | None = None,
+    fault_series_id: int | None = None,
+) -> int:
+    """``recompute_states`` for a machine whose state comes from its profile's ``state_rules``."""
+    compiled = compile_rules(rules)
+    metrics = sorted(set().union(*(rule.names for rule in compiled)))
+
+    def derive(from_ms: int | None) -> list[Interval]:
+        held = {metric: _faults(conn, series_by_metric.get(metric), from_ms) for metric in metrics}
+        return derive_intervals(
+            rule_readings(held, compiled, from_ms),
+            rule_state_map(compiled),
+            _faults(conn, fault_series_id, from_ms),
+        )
+
+    return _rewrite(conn, machine_id, since_ms, derive)
+
+
+def _rewrite(
+    conn: Connection,
+    machine_id: int,
+    since_ms: int | None,
+    derive: Callable[[int | None], list[Interval]],
+) -> int:
+    """Delete the intervals from the one holding ``since_ms`` on, and write ``derive``'s anew."""
     from_ms: int | None = None
     if since_ms is not None:
         anchor = conn.execute(
@@ -74,11 +121,7 @@ def recompute_states(
         removal = removal.where(_si.c.start_ms >= from_ms)
     conn.execute(removal)
 
-    intervals: list[Interval] = derive_intervals(
-        _readings(conn, state_series_id, from_ms),
-        state_map,
-        _faults(conn, fault_series_id, from_ms),
-    )
+    intervals = derive(from_ms)
     if previous is not None:
         if (
             intervals

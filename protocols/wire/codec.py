@@ -31,10 +31,12 @@ from protocols.wire.messages import (
     DataType,
     Event,
     EventMessage,
+    FaultText,
     Message,
     MetricDefinition,
     PresenceMessage,
     Sample,
+    StateRuleText,
     StatusMessage,
     Value,
 )
@@ -142,6 +144,11 @@ def to_dict(message: Message) -> dict[str, Any]:
                 "units_per_cycle": message.units_per_cycle,
                 "area": message.area,
                 "line": message.line,
+                "faults": {
+                    code: {"reason": f.reason, "category": f.category}
+                    for code, f in message.fault_codes.items()
+                },
+                "state_rules": [{"state": r.state, "when": r.when} for r in message.state_rules],
             }
         case StatusMessage():
             return head | {
@@ -331,7 +338,30 @@ def _birth(r: _Reader) -> BirthMessage:
         units_per_cycle=r.integer("units_per_cycle", optional=True) or 1,
         area=r.string("area", optional=True),
         line=r.string("line", optional=True),
+        fault_codes=_read_faults(r.mapping("faults", optional=True)),
+        state_rules=_read_state_rules(r),
     )
+
+
+def _read_faults(obj: dict[str, Any]) -> dict[str, FaultText]:
+    out: dict[str, FaultText] = {}
+    for code, text in obj.items():
+        t = _Reader(text, f"faults.{code}")
+        out[str(code)] = FaultText(
+            t.string("reason"), t.string("category", optional=True) or "breakdown"
+        )
+    return out
+
+
+def _read_state_rules(r: _Reader) -> tuple[StateRuleText, ...]:
+    if r.obj.get("state_rules") is None:
+        return ()
+    rules = r.items("state_rules")
+    out: list[StateRuleText] = []
+    for i, rule in enumerate(rules):
+        t = _Reader(rule, f"state_rules[{i}]")
+        out.append(StateRuleText(t.string("state"), t.string("when", optional=True)))
+    return tuple(out)
 
 
 def _status(r: _Reader) -> StatusMessage:

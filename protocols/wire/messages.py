@@ -97,8 +97,28 @@ class MetricDefinition:
 
 
 @dataclass(frozen=True, slots=True)
+class FaultText:
+    """What a fault code means: the reason operators know, and its loss category."""
+
+    reason: str
+    category: str = "breakdown"
+
+
+@dataclass(frozen=True, slots=True)
+class StateRuleText:
+    """A state rule as the profile wrote it: ``state`` while ``when`` holds (None: fallback)."""
+
+    state: str
+    when: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BirthMessage:
-    """A device's metric definitions, state mapping and placement hints (retained)."""
+    """A device's metric definitions, state mapping, fault texts and placement hints (retained).
+
+    ``fault_codes`` and ``state_rules`` were added to v1 as optional fields: a v1 reader that
+    does not know them ignores them, and a birth without them reads as empty.
+    """
 
     session: str
     created_ms: int
@@ -110,6 +130,8 @@ class BirthMessage:
     units_per_cycle: int = 1
     area: str | None = None
     line: str | None = None
+    fault_codes: dict[str, FaultText] = field(default_factory=dict)
+    state_rules: tuple[StateRuleText, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

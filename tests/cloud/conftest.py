@@ -15,9 +15,11 @@ from protocols.wire import (
     BirthMessage,
     DataMessage,
     EventMessage,
+    FaultText,
     JsonCodec,
     MetricDefinition,
     Sample,
+    StateRuleText,
     StatusMessage,
     Topic,
     TopicKind,
@@ -74,13 +76,17 @@ class Wire:
         area: str | None = "Press shop",
         line: str | None = "Line 1",
         states: dict[str, str] | None = None,
+        metrics: tuple[MetricDefinition, ...] | None = None,
+        fault_codes: dict[str, FaultText] | None = None,
+        state_rules: tuple[StateRuleText, ...] = (),
     ) -> ReceivedMessage:
         message = BirthMessage(
             session=self.session,
             created_ms=1_000,
             profile="acme-press",
             protocol="modbus_tcp",
-            metrics=(
+            metrics=metrics
+            or (
                 MetricDefinition("state", "uint16", "state"),
                 MetricDefinition("fault", "uint16", "fault_code"),
                 MetricDefinition("temperature", "float32", "temperature", unit="degC"),
@@ -91,6 +97,8 @@ class Wire:
             units_per_cycle=2,
             area=area,
             line=line,
+            fault_codes=fault_codes or {},
+            state_rules=state_rules,
         )
         return ReceivedMessage(self.topic(TopicKind.BIRTH, device), CODEC.encode(message), 0)
 

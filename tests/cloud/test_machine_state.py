@@ -8,7 +8,9 @@ from cloud.assets.models import Machine
 from cloud.ingest.writer import IngestWriter
 from cloud.machine_state.derive import Interval, Reading, derive_intervals
 from cloud.machine_state.models import StateInterval
+from cloud.machine_state.rules import compile_rules, rule_readings, rule_state_map
 from protocols.quality import Quality
+from protocols.wire import FaultText, MetricDefinition, StateRuleText
 
 STATES = {"1": "idle", "2": "running", "3": "down"}
 
@@ -106,3 +108,87 @@ def test_fault_code_is_recorded_on_the_interval(db_engine, wire):
         machine_id = conn.execute(select(Machine.id)).scalar_one()
     assert [(r.state, r.fault_code) for r in rows] == [("running", None), ("down", "17")]
     assert {r.machine_id for r in rows} == {machine_id}
+
+
+# --------------------------------------------------------------------------- state rules
+
+SEWING_METRICS = (
+    MetricDefinition("motor_running", "bool", "info"),
+    MetricDefinition("presser_foot_down", "bool", "info"),
+    MetricDefinition("fault_word", "uint16", "fault_code"),
+    MetricDefinition("stitches", "uint32", "cycle_count"),
+)
+SEWING_RULES = (
+    StateRuleText("down", "fault_word != 0"),
+    StateRuleText("running", "motor_running and presser_foot_down"),
+    StateRuleText("idle"),
+)
+
+
+def test_rules_over_tags_give_the_state_of_a_machine_without_a_state_tag():
+    rules = compile_rules([{"state": r.state, "when": r.when} for r in SEWING_RULES])
+    readings = {
+        "motor_running": [Reading(1_000, 0.0), Reading(2_000, 1.0), Reading(6_000, 0.0)],
+        "presser_foot_down": [Reading(1_000, 1.0), Reading(4_000, 0.0, 2)],  # bad from 4000
+        "fault_word": [Reading(1_000, 0.0), Reading(3_000, 12.0), Reading(3_500, 0.0)],
+    }
+    synthetic = rule_readings(readings, rules)
+    intervals = derive_intervals(synthetic, rule_state_map(rules))
+    # 1000 idle (motor off) · 2000 running · 3000 down (fault 12) · 3500 running again ·
+    # 4000 presser foot unreadable: running cannot be decided, so unknown (offline) ·
+    # 6000 motor off, but the running rule still needs the unreadable presser foot? No:
+    # "motor_running and ..." is false at once when the motor is off, so the fallback: idle.
+    assert [(i.state, i.start_ms, i.end_ms) for i in intervals] == [
+        ("idle", 1_000, 2_000), ("running", 2_000, 3_000), ("down", 3_000, 3_500),
+        ("running", 3_500, 4_000), ("offline", 4_000, 6_000), ("idle", 6_000, None),
+    ]  # fmt: skip
+
+
+def test_a_rule_machine_gets_intervals_through_ingest_and_late_data_is_folded_in(db_engine, wire):
+    writer = IngestWriter(db_engine)
+    faults = {"12": FaultText("Thread break"), "14": FaultText("Bobbin empty", "material")}
+    writer.write([
+        wire.birth("sew1", metrics=SEWING_METRICS, fault_codes=faults, state_rules=SEWING_RULES)
+    ])  # fmt: skip
+    writer.write([
+        wire.data("sew1", [("motor_running", 1_000, False), ("presser_foot_down", 1_000, True),
+                           ("fault_word", 1_000, 0)]),
+        wire.data("sew1", [("motor_running", 2_000, True)]),
+        wire.data("sew1", [("fault_word", 5_000, 12)]),
+    ])  # fmt: skip
+    assert _intervals(db_engine) == [
+        ("idle", 1_000, 2_000), ("running", 2_000, 5_000), ("down", 5_000, None),
+    ]  # fmt: skip
+    # the backlog of a stop between 3000 and 4000 arrives late
+    writer.write([
+        wire.data("sew1", [("motor_running", 3_000, False), ("motor_running", 4_000, True)],
+                  historical=True),
+    ])  # fmt: skip
+    assert _intervals(db_engine) == [
+        ("idle", 1_000, 2_000), ("running", 2_000, 3_000), ("idle", 3_000, 4_000),
+        ("running", 4_000, 5_000), ("down", 5_000, None),
+    ]  # fmt: skip
+    with db_engine.connect() as conn:
+        machine = conn.execute(select(Machine.fault_codes, Machine.state_rules)).one()
+        down = conn.execute(
+            select(StateInterval.fault_code).where(StateInterval.state == "down")
+        ).scalar_one()
+    assert down == "12"
+    assert machine.fault_codes["14"] == {"reason": "Bobbin empty", "category": "material"}
+    assert machine.state_rules[1] == {
+        "state": "running", "when": "motor_running and presser_foot_down",
+    }  # fmt: skip
+
+
+def test_new_state_rules_in_a_birth_derive_the_states_again(db_engine, wire):
+    writer = IngestWriter(db_engine)
+    writer.write([wire.birth("sew1", metrics=SEWING_METRICS, state_rules=SEWING_RULES)])
+    writer.write([
+        wire.data("sew1", [("motor_running", 1_000, True), ("presser_foot_down", 1_000, False),
+                           ("fault_word", 1_000, 0)]),
+    ])  # fmt: skip
+    assert _intervals(db_engine) == [("idle", 1_000, None)]
+    # the engineer decides that a running motor alone means running
+    looser = (SEWING_RULES[0], StateRuleText("running", "motor_running"), SEWING_RULES[2])
+    writer.write([wire.birth("sew1", metrics=SEWING_METRICS, state_rules=looser)])
+    assert _intervals(db_engine) == [("running", 1_000, None)]

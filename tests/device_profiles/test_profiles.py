@@ -36,6 +36,9 @@ def test_builtin_profile_validates_and_is_complete(name: str) -> None:
     assert "vibration" in roles
     # every canonical state but offline has a machine code, so the simulator can show it
     assert set(profile.states.values()) >= set(CANONICAL_STATES) - {"offline"}
+    # the alarm numbers the machine raises have texts, so downtime shows a reason
+    assert len(profile.fault_codes) >= 4
+    assert all(fault.reason for fault in profile.fault_codes.values())
     for tag in profile.tags:
         if tag.role in ("process_param", "temperature", "vibration"):
             assert tag.unit, f"{name}.{tag.name} has no unit"
@@ -163,3 +166,80 @@ def test_an_unknown_state_name_points_at_states(tmp_path: Path) -> None:
     err = _error(path)
     assert any(line == 5 and field.startswith("states") for line, field, _ in err.problems)
     assert str(path) in str(err)
+
+
+RULES_HEAD = """\
+model: retrofit_sewing_unit
+protocol: modbus_tcp
+tags:
+  - {name: motor_running, type: bool, table: coil, address: 0}
+  - {name: presser_foot_down, type: bool, table: coil, address: 1}
+  - {name: fault_word, role: fault_code, type: uint16, table: holding, address: 0}
+"""
+
+
+def test_state_rules_and_fault_codes_load(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        RULES_HEAD + "fault_codes:\n"
+        "  7: Thread break\n"
+        "  9: {reason: Bobbin empty, category: material}\n"
+        "state_rules:\n"
+        "  - {state: down, when: fault_word != 0}\n"
+        "  - {state: running, when: motor_running and presser_foot_down}\n"
+        "  - {state: idle}\n",
+        encoding="utf-8",
+    )
+    profile = load_profile(path)
+    assert profile.fault_codes[7].reason == "Thread break"
+    assert profile.fault_codes[7].category == "breakdown"
+    assert profile.fault_codes[9].category == "material"
+    assert [r.state for r in profile.state_rules] == ["down", "running", "idle"]
+    assert profile.state_rules[-1].when is None
+
+
+def test_a_state_rule_naming_an_unknown_tag_points_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        RULES_HEAD + "state_rules:\n"
+        "  - {state: down, when: fault_word != 0}\n"
+        "  - {state: running, when: motor_on and presser_foot_down}\n",  # line 9
+        encoding="utf-8",
+    )
+    text = str(_error(path))
+    assert f"{path}:9: state_rules[1].when" in text
+    assert "['motor_on']" in text
+    assert "not tags of this profile" in text
+
+
+def test_only_the_last_state_rule_may_be_the_fallback(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        RULES_HEAD + "state_rules:\n"
+        "  - {state: idle}\n"  # line 8
+        "  - {state: running, when: motor_running}\n",
+        encoding="utf-8",
+    )
+    assert f"{path}:8: state_rules[0].when: only the last rule" in str(_error(path))
+
+
+def test_a_state_rule_that_is_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        RULES_HEAD + "state_rules:\n"
+        "  - {state: running, when: \"__import__('os').getcwd()\"}\n",  # line 8
+        encoding="utf-8",
+    )
+    text = str(_error(path))
+    assert f"{path}:8: state_rules[0].when" in text
+    assert "is not allowed" in text
+
+
+def test_a_bad_fault_category_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "faults.yaml"
+    path.write_text(
+        RULES_HEAD + "fault_codes:\n  7: {reason: Thread break, category: gremlins}\n",  # line 8
+        encoding="utf-8",
+    )
+    err = _error(path)
+    assert any(line == 8 and field == "fault_codes[7].category" for line, field, _ in err.problems)

@@ -17,10 +17,12 @@ from protocols.wire import (
     DataMessage,
     Event,
     EventMessage,
+    FaultText,
     JsonCodec,
     MetricDefinition,
     PresenceMessage,
     Sample,
+    StateRuleText,
     StatusMessage,
     Topic,
     TopicKind,
@@ -74,6 +76,17 @@ births = st.builds(
     state_map=st.dictionaries(st.integers(0, 9).map(str), st.sampled_from(["running", "idle"])),
     ideal_cycle_time_s=st.one_of(st.none(), st.floats(0.1, 1000)), units_per_cycle=st.integers(1, 8),
     area=st.one_of(st.none(), ids), line=st.one_of(st.none(), ids),
+    fault_codes=st.dictionaries(
+        st.integers(0, 9999).map(str),
+        st.builds(FaultText, reason=st.text(min_size=1, max_size=40),
+                  category=st.sampled_from(["breakdown", "tooling", "material"])),
+        max_size=4,
+    ),
+    state_rules=st.lists(
+        st.builds(StateRuleText, state=st.sampled_from(["running", "down", "idle"]),
+                  when=st.one_of(st.none(), st.just("speed > 0 and door_closed"))),
+        max_size=3,
+    ).map(tuple),
 )  # fmt: skip
 acks = st.builds(
     AckMessage, created_ms=ts,
