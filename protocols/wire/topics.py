@@ -110,3 +110,12 @@ def subscription(site: str = "+", edge: str = "+", kind: TopicKind | str = "+") 
 def edge_subscription(site: str = "+", edge: str = "+", kind: TopicKind | str = "+") -> str:
     """A subscription filter for edge-level messages, e.g. ``forgeline/v1/+/+/status``."""
     return f"{PREFIX}/{site}/{edge}/{kind}"
+
+
+def alarm_topic(site: str) -> str:
+    """``forgeline/v1/{site}/_alarm``: alarm notifications published by the cloud (JSON, QoS 1).
+
+    The leading underscore keeps it apart from every edge's topics (an edge id cannot start
+    with ``_``).
+    """
+    return f"{PREFIX}/{check_id('site', site)}/_alarm"
