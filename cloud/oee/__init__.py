@@ -1,0 +1,1 @@
+"""OEE and the ISO 22400 KPIs: time model, shift calendars, counters, losses, downtime, roll-ups."""
