@@ -10,6 +10,11 @@
     share_group: forgeline-ingest
     batch_max_messages: 500
     batch_max_ms: 200
+    notifications:                       # alarm notifications (docs/notifications.md)
+      channels: {ui: {type: websocket}}  # name -> settings; type: websocket mqtt webhook
+                                         # dingtalk wecom email
+      routes: [{channels: [ui]}]         # the channels of every matching route are used
+      retry: {max_attempts: 5, initial_backoff_s: 2, max_backoff_s: 300, jitter: 0.5}
 
 Validated once with pydantic; a bad file raises ``ProfileError`` naming file, line and field.
 """
@@ -21,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloud.notify.settings import NotificationSettings
 from protocols.mqtt_url import MqttUrl, parse_mqtt_url
 from protocols.wire.topics import check_id
 from protocols.yaml_lines import validate_file
@@ -49,6 +55,7 @@ class CloudConfig(BaseModel):
     queue_max_messages: int = Field(default=100_000, ge=100)
     retry_max_s: float = Field(default=30.0, gt=0, description="longest wait between DB retries")
     log_level: str = "INFO"
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     @field_validator("mqtt_url")
     @classmethod

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 from cloud.api import ingest, machines, series
 from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
+from cloud.api.notify import router as notify_router
 from cloud.config import CloudConfig
 from cloud.db import create_engine_for, session_factory
 from cloud.errors import InvalidRequest, NotFound
@@ -25,12 +26,14 @@ from cloud.timeseries.sql import SqlTimeSeriesStore
 if TYPE_CHECKING:
     from cloud.commands import CommandPublisher
     from cloud.ingest.worker import IngestWorker
+    from cloud.notify.dispatcher import Dispatcher
 
 
 def create_app(
     source: CloudConfig | Engine,
     worker: IngestWorker | None = None,
     commands: CommandPublisher | None = None,
+    notifier: Dispatcher | None = None,
 ) -> FastAPI:
     """The REST API over the database of ``source`` (a config, or an engine the caller owns)."""
     owns_engine = isinstance(source, CloudConfig)
@@ -53,6 +56,7 @@ def create_app(
     app.state.store = SqlTimeSeriesStore(engine)
     app.state.worker = worker
     app.state.commands = commands
+    app.state.notifier = notifier  # alarm notifications: deliveries API and the WebSocket stream
 
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, error: NotFound) -> JSONResponse:
@@ -79,4 +83,5 @@ def create_app(
     app.include_router(series.router)
     app.include_router(ingest.router)
     app.include_router(command_router)
+    app.include_router(notify_router)
     return app

@@ -1,0 +1,1 @@
+"""Notification channels: one small class per way of telling people, registered by name."""
