@@ -52,6 +52,8 @@ class StateSpan:
     start_ms: int
     end_ms: int
     fault_code: str | None = None
+    is_open: bool = False
+    """The machine is still in this state (``end_ms`` is "now")."""
 
 
 @dataclass(frozen=True, slots=True)
