@@ -10,6 +10,11 @@
     share_group: forgeline-ingest
     batch_max_messages: 500
     batch_max_ms: 200
+    alarm_rules_file: null               # alarm rules YAML (docs/alarms.md); null: none
+    alarm_builtin_rules: true            # built-in rules: profile limits, down > 10 min, stale
+    alarm_tick_s: 1.0                    # alarm ticker: delays, stale data, escalation, shelves
+    alarm_refresh_s: 10.0                # reload alarm rules, limits and machines this often
+    operator_position: line              # alarm figures per line | area | site
     notifications:                       # alarm notifications (docs/notifications.md)
       channels: {ui: {type: websocket}}  # name -> settings; type: websocket mqtt webhook
                                          # dingtalk wecom email
@@ -55,6 +60,11 @@ class CloudConfig(BaseModel):
     queue_max_messages: int = Field(default=100_000, ge=100)
     retry_max_s: float = Field(default=30.0, gt=0, description="longest wait between DB retries")
     log_level: str = "INFO"
+    alarm_rules_file: Path | None = Field(default=None, description="YAML alarm rules")
+    alarm_builtin_rules: bool = Field(default=True, description="the built-in alarm rule set")
+    alarm_tick_s: float = Field(default=1.0, ge=0.05, le=60, description="alarm ticker period")
+    alarm_refresh_s: float = Field(default=10.0, ge=0.1, le=3600, description="rule reload")
+    operator_position: str = Field(default="line", pattern="^(line|area|site)$")
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
 
     @field_validator("mqtt_url")

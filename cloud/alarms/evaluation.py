@@ -1,0 +1,265 @@
+"""The alarm points in memory: readings and time in, condition changes out (no I/O).
+
+``Evaluation`` holds one ``Condition`` per alarm point and routes each stored sample to the
+points that watch its series (and, for the machine's state tag, to the points that watch the
+machine's canonical state). Samples are evaluated in source-time order; per series, a sample
+not newer than the last one evaluated is ignored. Replayed backlog (``historical``) is
+evaluated too and its changes are marked late; a point fed by backlog advances its timers only
+with its own samples, not with the clock, until a live sample arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from cloud.alarms.condition import Change, Condition, Reading
+from cloud.alarms.kinds import EVALUATORS
+from cloud.alarms.kinds.base import OnReading
+from cloud.alarms.points import DeviceKey, MachineInfo, PointSpec, SeriesInfo, state_metric
+from cloud.alarms.transitions import PointChange
+from cloud.machine_state.derive import Reading as StateReading
+from cloud.machine_state.derive import canonical_state, raw_code
+from protocols.wire import Topic, Value
+from protocols.wire.codec import DataRows
+
+_QUALITY = {"good": 0, "uncertain": 1, "bad": 2}
+SeriesKey = tuple[str, str, str]
+OUT_OF_SERVICE = "out of service (its rule was disabled, changed or removed)"
+
+
+@dataclass(slots=True)
+class Point:
+    """One alarm point's spec and its evaluated condition."""
+
+    spec: PointSpec
+    condition: Condition
+    historical: bool = False
+
+
+def to_reading(ts_ms: int, value: object, quality: str | int) -> Reading:
+    """A wire sample as a reading: numbers (and booleans) as floats, strings as text."""
+    code = quality if isinstance(quality, int) else _QUALITY.get(quality, 2)
+    if isinstance(value, bool | int | float):
+        return Reading(ts_ms, float(value), code)
+    if isinstance(value, str):
+        return Reading(ts_ms, None, code, value)
+    return Reading(ts_ms, None, code)
+
+
+def message_of(spec: PointSpec, change: Change, late: bool) -> str:
+    """ "Press 1 temperature 192.4 °C above its high limit 190 °C" (``late: `` for backlog)."""
+    words = EVALUATORS[spec.rule.kind].describe(spec.rule, change, spec.unit)
+    subject = spec.machine.name if spec.metric is None else f"{spec.machine.name} {spec.metric}"
+    if spec.rule.kind == "state_duration" or spec.rule.watches_device:
+        subject = spec.machine.name
+    return f"{'late: ' if late else ''}{subject} {words}"
+
+
+class Evaluation:
+    """Every alarm point of one engine, with the routing of samples to them."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, Point] = {}
+        self.machines: dict[DeviceKey, MachineInfo] = {}
+        self.machine_state: dict[int, Reading] = {}
+        self.last_ts: dict[SeriesKey, int] = {}
+        self._by_series: dict[SeriesKey, list[Point]] = {}
+        self._by_device: dict[DeviceKey, list[Point]] = {}
+        self._by_machine_state: dict[int, list[Point]] = {}
+        self._state_metric: dict[DeviceKey, str] = {}
+        self.ignored_old = 0
+        self.evaluated = 0
+
+    # ------------------------------------------------------------------ binding
+
+    def rebind(
+        self,
+        specs: Mapping[str, PointSpec],
+        machines: Mapping[DeviceKey, MachineInfo],
+        series: Mapping[DeviceKey, Mapping[str, SeriesInfo]],
+        active_keys: set[str],
+        now_ms: int,
+    ) -> tuple[list[PointChange], list[Point]]:
+        """Take a new set of points; a point whose spec is unchanged keeps its condition.
+
+        Returns the returns to normal of active points that are gone, and the new points (to
+        be seeded with ``seed``).
+        """
+        changes: list[PointChange] = []
+        for key, point in self.points.items():
+            kept = specs.get(key)
+            if point.condition.active and (kept is None or kept != point.spec):
+                change = Change("return", now_ms, None, None, OUT_OF_SERVICE)
+                message = f"{point.spec.machine.name} {point.spec.rule.name}: {OUT_OF_SERVICE}"
+                changes.append(PointChange(point.spec, change, message))
+        fresh: list[Point] = []
+        points: dict[str, Point] = {}
+        for key, spec in specs.items():
+            held = self.points.get(key)
+            if held is not None and held.spec == spec:
+                points[key] = held
+                continue
+            point = Point(spec, Condition(active=key in active_keys))
+            points[key] = point
+            fresh.append(point)
+        self.points = points
+        self.machines = dict(machines)
+        self._state_metric = {
+            dk: metric for dk, s in series.items() if (metric := state_metric(s)) is not None
+        }
+        self._index()
+        return changes, fresh
+
+    def _index(self) -> None:
+        self._by_series, self._by_device, self._by_machine_state = {}, {}, {}
+        for point in self.points.values():
+            spec = point.spec
+            machine = spec.machine
+            device = (machine.edge, machine.device)
+            if EVALUATORS[spec.rule.kind].on_state is not None:
+                self._by_machine_state.setdefault(machine.id, []).append(point)
+            if spec.rule.kind == "state_duration":
+                continue
+            if spec.metric is None:
+                self._by_device.setdefault(device, []).append(point)
+            else:
+                self._by_series.setdefault((*device, spec.metric), []).append(point)
+
+    def machines_without_state_tag(self) -> list[int]:
+        """Machines with state-fed points but no state tag: fed from their state intervals."""
+        tagged = {m.id for dk, m in self.machines.items() if dk in self._state_metric}
+        return sorted(mid for mid in self._by_machine_state if mid not in tagged)
+
+    def seed(
+        self,
+        fresh: Iterable[Point],
+        latest: Mapping[SeriesKey, Reading],
+        open_states: Mapping[int, Reading],
+    ) -> list[PointChange]:
+        """Feed new points the newest stored sample of their series and the machine state."""
+        changes: list[PointChange] = []
+        for point in fresh:
+            spec = point.spec
+            device = (spec.machine.edge, spec.machine.device)
+            evaluator = EVALUATORS[spec.rule.kind]
+            if evaluator.on_state is not None:
+                state = self.machine_state.get(spec.machine.id) or open_states.get(spec.machine.id)
+                if state is not None:
+                    self.machine_state.setdefault(spec.machine.id, state)
+                    changes += self._apply(point, evaluator.on_state, state, False)
+            readings = [
+                r for (e, d, m), r in latest.items()
+                if (e, d) == device and (spec.metric is None or m == spec.metric)
+            ]  # fmt: skip
+            if spec.rule.kind != "state_duration" and readings:
+                newest = max(readings, key=lambda r: r.ts_ms)
+                changes += self._apply(point, evaluator.on_reading, newest, False)
+        for series_key, reading in latest.items():
+            held = self.last_ts.get(series_key)
+            if held is None or reading.ts_ms > held:
+                self.last_ts[series_key] = reading.ts_ms
+        return changes
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _apply(
+        self, point: Point, step: OnReading, reading: Reading, late: bool
+    ) -> list[PointChange]:
+        outcome = step(point.spec.rule, point.condition, reading, point.spec.context)
+        point.condition = outcome.condition
+        point.historical = late
+        return [
+            PointChange(point.spec, change, message_of(point.spec, change, late), late)
+            for change in outcome.changes
+        ]
+
+    def on_stored(self, stored: Iterable[tuple[Topic, DataRows]]) -> list[PointChange]:
+        """Evaluate the samples of stored data messages in source-time order."""
+        flat: list[tuple[int, DeviceKey, str, Value, str, bool]] = []
+        for topic, rows in stored:
+            device = (topic.edge, topic.device or "")
+            if device not in self.machines:
+                continue
+            watched = device in self._by_device or device in self._state_metric
+            for metric, ts_ms, value, quality, _reason in rows.samples:
+                if watched or (*device, metric) in self._by_series:
+                    flat.append((ts_ms, device, metric, value, quality, rows.historical))
+        flat.sort(key=lambda s: s[0])
+        changes: list[PointChange] = []
+        for ts_ms, device, metric, value, quality, late in flat:
+            series_key = (*device, metric)
+            last = self.last_ts.get(series_key)
+            if last is not None and ts_ms <= last:
+                self.ignored_old += 1
+                continue
+            self.last_ts[series_key] = ts_ms
+            self.evaluated += 1
+            reading = to_reading(ts_ms, value, quality)
+            for point in self._by_series.get(series_key, ()):
+                changes += self._apply(point, EVALUATORS[point.spec.rule.kind].on_reading,
+                                       reading, late)  # fmt: skip
+            for point in self._by_device.get(device, ()):
+                changes += self._apply(point, EVALUATORS[point.spec.rule.kind].on_reading,
+                                       reading, late)  # fmt: skip
+            if self._state_metric.get(device) == metric:
+                changes += self._on_state_sample(self.machines[device], reading, late)
+        return changes
+
+    def _on_state_sample(
+        self, machine: MachineInfo, reading: Reading, late: bool
+    ) -> list[PointChange]:
+        code = raw_code(StateReading(reading.ts_ms, reading.value, reading.quality, reading.text))
+        state = canonical_state(code, reading.quality, machine.state_map)
+        return self.on_machine_state(machine.id, Reading(reading.ts_ms, None, 0, state), late)
+
+    def on_machine_state(
+        self, machine_id: int, state: Reading, late: bool = False
+    ) -> list[PointChange]:
+        """The machine's canonical state (``state.text``) from ``state.ts_ms``, if it changed."""
+        held = self.machine_state.get(machine_id)
+        if held is not None and (held.text == state.text or state.ts_ms < held.ts_ms):
+            return []
+        self.machine_state[machine_id] = state
+        changes: list[PointChange] = []
+        for point in self._by_machine_state.get(machine_id, ()):
+            on_state = EVALUATORS[point.spec.rule.kind].on_state
+            if on_state is not None:
+                changes += self._apply(point, on_state, state, late)
+        return changes
+
+    def on_tick(self, now_ms: int, edges_online: Mapping[str, bool]) -> list[PointChange]:
+        """Let time pass for every live point: delays, stale data, durations, stalled counters."""
+        changes: list[PointChange] = []
+        for point in self.points.values():
+            if point.historical:
+                continue
+            spec = point.spec
+            context = spec.context
+            if spec.rule.kind == "stale":
+                context = replace(context, edge_online=edges_online.get(spec.machine.edge, True))
+            outcome = EVALUATORS[spec.rule.kind].on_time(
+                spec.rule, point.condition, now_ms, context
+            )
+            if outcome.condition is not point.condition:
+                point.condition = outcome.condition
+            for change in outcome.changes:
+                changes.append(PointChange(spec, change, message_of(spec, change, False)))
+        return changes
+
+    def reconcile(self, active_keys: set[str], busy: set[str]) -> int:
+        """Align each point's ``active`` with the database (other workers may have moved it).
+
+        Points in ``busy`` (changes not yet stored) are left alone. Returns how many changed.
+        """
+        moved = 0
+        for key, point in self.points.items():
+            if key in busy or point.historical:
+                continue
+            in_db = key in active_keys
+            if point.condition.active != in_db:
+                point.condition = replace(
+                    point.condition, active=in_db, pending_since_ms=None, clearing_since_ms=None
+                )
+                moved += 1
+        return moved
