@@ -6,6 +6,7 @@ from cloud.db import Base
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
 from cloud.machine_state.models import StateInterval
 from cloud.notify.models import NotificationDelivery
+from cloud.oee.models import DowntimeReason, MachineOeeSettings, OeeRollup, ShiftCalendar
 from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
 
 __all__ = [
@@ -18,11 +19,15 @@ __all__ = [
     "Base",
     "DeadLetter",
     "DeviceEvent",
+    "DowntimeReason",
     "EdgeNode",
     "IngestMessage",
     "Line",
     "Machine",
+    "MachineOeeSettings",
     "NotificationDelivery",
+    "OeeRollup",
+    "ShiftCalendar",
     "Site",
     "StateInterval",
     "TsLatest",

@@ -18,9 +18,11 @@ from cloud.api import ingest, machines, series
 from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
 from cloud.api.notify import router as notify_router
+from cloud.api.oee import router as oee_router
 from cloud.config import CloudConfig
 from cloud.db import create_engine_for, session_factory
 from cloud.errors import InvalidRequest, NotFound
+from cloud.oee.settings import OeeSettings
 from cloud.timeseries.sql import SqlTimeSeriesStore
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ def create_app(
     app.state.store = SqlTimeSeriesStore(engine)
     app.state.worker = worker
     app.state.commands = commands
+    app.state.oee_settings = OeeSettings.from_config(source if owns_engine else None)
     app.state.notifier = notifier  # alarm notifications: deliveries API and the WebSocket stream
 
     @app.exception_handler(NotFound)
@@ -84,4 +87,5 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(command_router)
     app.include_router(notify_router)
+    app.include_router(oee_router)
     return app

@@ -24,7 +24,7 @@ from sqlalchemy import BindParameter, Connection, Engine, bindparam, func, selec
 from cloud.db import dialect_insert, table_of, writer_engine
 from cloud.oee.calendar import planned_windows
 from cloud.oee.compute import PreparedMachine, window_totals
-from cloud.oee.kpi import Quantities, Totals
+from cloud.oee.kpi import Kpis, Quantities, Totals, compute_kpis
 from cloud.oee.loader import MachineInfo, load_machines, prepare
 from cloud.oee.models import OeeRollup
 from cloud.oee.settings import OeeSettings
@@ -225,6 +225,46 @@ def hourly_sums(
         totals = _totals(m, 1)
         out[int(m["machine_id"])] = (int(m["n"]), totals)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRollup:
+    machine_id: int
+    period_kind: str
+    period_start_ms: int
+    period_end_ms: int
+    shift_name: str | None
+    local_date: str | None
+    computed_ms: int
+    totals: Totals
+
+    @property
+    def kpis(self) -> Kpis:
+        return compute_kpis(self.totals)
+
+
+def list_rollups(
+    conn: Connection, machine_id: int, kind: str, from_ms: int, to_ms: int
+) -> list[StoredRollup]:
+    """Stored roll-ups of one machine whose period starts in ``[from_ms, to_ms)``."""
+    c = _rollup.c
+    rows = conn.execute(
+        select(_rollup)
+        .where(
+            c.machine_id == machine_id,
+            c.period_kind == kind,
+            c.period_start_ms >= from_ms,
+            c.period_start_ms < to_ms,
+        )
+        .order_by(c.period_start_ms)
+    )
+    return [
+        StoredRollup(
+            r.machine_id, r.period_kind, r.period_start_ms, r.period_end_ms, r.shift_name,
+            r.local_date, r.computed_ms, row_totals(r),
+        )
+        for r in rows
+    ]  # fmt: skip
 
 
 def _now_ms() -> int:
