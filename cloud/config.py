@@ -20,6 +20,12 @@
                                          # dingtalk wecom email
       routes: [{channels: [ui]}]         # the channels of every matching route are used
       retry: {max_attempts: 5, initial_backoff_s: 2, max_backoff_s: 300, jitter: 0.5}
+    calendars_file: null                 # shift calendars YAML (docs/oee.md); null: 24/7
+    micro_stop_s: 120                    # shorter down/idle stops: performance loss, not availability
+    startup_scrap_window_s: 600          # scrap this long after a setup ends: "reduced yield"
+    counter_gap_s: 300                   # no counter sample for longer: reported as a gap
+    rollup_interval_s: 300               # OEE roll-up job period (hourly and per-shift rows)
+    rollup_lookback_s: 10800             # each roll-up run re-does the periods of this look-back
 
 Validated once with pydantic; a bad file raises ``ProfileError`` naming file, line and field.
 """
@@ -66,6 +72,12 @@ class CloudConfig(BaseModel):
     alarm_refresh_s: float = Field(default=10.0, ge=0.1, le=3600, description="rule reload")
     operator_position: str = Field(default="line", pattern="^(line|area|site)$")
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    calendars_file: Path | None = Field(default=None, description="shift calendars YAML")
+    micro_stop_s: float = Field(default=120.0, gt=0, description="micro-stop threshold")
+    startup_scrap_window_s: float = Field(default=600.0, ge=0, description="reduced-yield window")
+    counter_gap_s: float = Field(default=300.0, gt=0, description="counter silence reported")
+    rollup_interval_s: float = Field(default=300.0, ge=1, description="OEE roll-up period")
+    rollup_lookback_s: float = Field(default=10_800.0, ge=3600, description="roll-up re-do span")
 
     @field_validator("mqtt_url")
     @classmethod
