@@ -9,7 +9,6 @@ The first failure after a success is logged once, and so is the recovery.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import logging
@@ -79,8 +78,9 @@ class ChannelLane:
         self.counters = LaneCounters()
         self._clock_ms = clock_ms
         self._rng = rng
-        self._queue: queue.Queue[Job | None] = queue.Queue(queue_max)
+        self._queue: queue.Queue[Job | None] = queue.Queue()  # bounded by ``_waiting``
         self._queue_max = queue_max
+        self._waiting = 0  # jobs taken and not finished: queued, due for retry, or in flight
         self._due: list[tuple[float, int, Job]] = []  # (monotonic due time, order, job)
         self._order = itertools.count()
         self._lock = threading.Lock()
@@ -97,17 +97,18 @@ class ChannelLane:
     # ------------------------------------------------------------------ any thread
 
     def enqueue(self, job: Job) -> bool:
-        """Hand ``job`` to the lane; never blocks. A full queue fails the job (recorded)."""
+        """Hand ``job`` to the lane; never blocks. A full lane fails the job (recorded)."""
         with self._lock:
             self.counters.routed += 1
-        self.recorder.record(job.record)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            with self._lock:
+            full = self._waiting >= self._queue_max
+            if full:
                 self.counters.dropped_queue_full += 1
                 first = not self._overflowing
                 self._overflowing = True
+            else:
+                self._waiting += 1
+        self.recorder.record(job.record)
+        if full:
             if first:
                 log.error(
                     "%s: its queue is full (%d notifications waiting); further notifications "
@@ -118,17 +119,19 @@ class ChannelLane:
                 f"not sent: {self.channel.where} already had {self._queue_max} notifications "
                 "waiting (the channel is down or too slow)"
             )
-            self._finish(job, "failed", error)
+            self._fail(job, error, taken=False)
             return False
+        self._queue.put_nowait(job)
         return True
 
     def depth(self) -> int:
+        """Jobs taken and not finished (queued, waiting for a retry, or being sent)."""
         with self._lock:
-            return self._queue.qsize() + len(self._due)
+            return self._waiting
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {**asdict(self.counters), "waiting": self._queue.qsize() + len(self._due)}
+            return {**asdict(self.counters), "waiting": self._waiting}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,8 +144,7 @@ class ChannelLane:
     def begin_drain(self, deadline: float) -> None:
         """Deliver what is due until ``deadline`` (monotonic), retry nothing, then stop."""
         self._draining_until = deadline
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)  # wake the thread
+        self._queue.put_nowait(None)  # wake the thread
 
     def join(self, timeout: float) -> bool:
         if self._thread is not None:
@@ -165,10 +167,6 @@ class ChannelLane:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-        with self._lock:
-            if self._overflowing and self._queue.qsize() < self._queue_max // 2:
-                self._overflowing = False
-                log.info("%s: its queue has room again", self.channel.where)
 
     def _next_due(self) -> Job | None:
         with self._lock:
@@ -205,7 +203,7 @@ class ChannelLane:
             self._due.clear()
         for job in left:
             last = f" (last error: {job.record.last_error})" if job.record.last_error else ""
-            self._finish(job, "failed", f"not sent: the dispatcher stopped{last}")
+            self._fail(job, f"not sent: the dispatcher stopped{last}")
 
     def _attempt(self, job: Job, *, draining: bool) -> None:
         attempts = job.record.attempts + 1
@@ -235,7 +233,7 @@ class ChannelLane:
             return
         if retryable and attempts < job.max_attempts:
             message += "; not retried: the dispatcher was stopping"
-        self._finish(job, "failed", message)
+        self._fail(job, message)
 
     def _sent(self, job: Job) -> None:
         now = self._clock_ms()
@@ -244,6 +242,7 @@ class ChannelLane:
             self.counters.sent += 1
             self.counters.last_sent_ms = now
             recovered, self._failing = self._failing, False
+            self._done_locked()
         if recovered:
             log.info("%s: delivering again", self.channel.where)
         self.recorder.record(job.record)
@@ -260,13 +259,21 @@ class ChannelLane:
                 "%s: delivery failed: %s (will say when it works again)", self.name, message
             )
 
-    def _finish(self, job: Job, status: str, error: str) -> None:
+    def _done_locked(self) -> None:
+        self._waiting -= 1
+        if self._overflowing and self._waiting < self._queue_max // 2:
+            self._overflowing = False
+            log.info("%s: its queue has room again", self.channel.where)
+
+    def _fail(self, job: Job, error: str, *, taken: bool = True) -> None:
+        """Record ``job`` as failed for good (``taken``: it was counted in ``_waiting``)."""
         job.record = replace(
-            job.record, status=status, last_error=error, updated_ms=self._clock_ms()
+            job.record, status="failed", last_error=error, updated_ms=self._clock_ms()
         )
-        if status == "failed":
-            with self._lock:
-                self.counters.failed += 1
+        with self._lock:
+            self.counters.failed += 1
+            if taken:
+                self._done_locked()
         self.recorder.record(job.record)
         if job.result is not None and not job.result.done():
             job.result.set_result(job.record)

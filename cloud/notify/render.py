@@ -32,7 +32,8 @@ KIND_PHRASES = {
     "rate_of_change": "changing faster than allowed",
     "stale": "no fresh data",
     "bad_quality": "bad quality",
-    "down_too_long": "machine down too long",
+    "state_duration": "in one state too long",
+    "counter_stalled": "counter stopped counting",
 }
 
 

@@ -15,7 +15,7 @@ import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import ClassVar
 
 from cloud.notify.channels.base import Channel, ChannelContext
@@ -76,7 +76,9 @@ class EmailChannel(Channel[EmailMessage]):
                 if self.config.username is not None and self.config.password is not None:
                     client.login(self.config.username, self.config.password.get_secret_value())
                 refused = client.send_message(
-                    rendered, from_addr=self.config.sender, to_addrs=list(self.config.to)
+                    rendered,
+                    from_addr=parseaddr(self.config.sender)[1],
+                    to_addrs=[parseaddr(address)[1] for address in self.config.to],
                 )
         except smtplib.SMTPNotSupportedError as error:
             raise DeliveryError(

@@ -26,7 +26,8 @@ class _Handler:
         self.server = server
 
     async def handle_DATA(self, _smtp: Any, session: Any, envelope: Any) -> str:
-        login = session.auth_data.login.decode() if session.authenticated else None
+        user = getattr(session.auth_data, "login", None)
+        login = user.decode() if isinstance(user, bytes) else None
         mail = ReceivedMail(
             envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content), login
         )
