@@ -122,6 +122,6 @@ def test_ssl_from_the_first_byte(smtp_server_factory, certificate):
 
 
 def test_no_server_is_a_retryable_failure():
-    with pytest.raises(DeliveryError, match="Connection refused|ConnectionRefused") as caught:
+    with pytest.raises(DeliveryError, match=r"Connection refused|ConnectionRefused") as caught:
         mailer(free_port()).deliver(EXAMPLE)
     assert caught.value.retryable
