@@ -13,6 +13,7 @@ stored rule with ``enabled: false`` takes a built-in rule out of service.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloud.notify.message import Priority
-from protocols.yaml_lines import validate_file
+from protocols.errors import ProfileError
+from protocols.yaml_lines import field_name, line_of, load_with_lines, validate_file
 
 Kind = Literal[
     "high", "low", "high_high", "low_low", "rate_of_change", "stale", "bad_quality",
@@ -207,7 +209,31 @@ class AlarmRulesFile(BaseModel):
 
 def load_rules_file(path: str | Path) -> tuple[AlarmRule, ...]:
     """The rules of a YAML file; a ``ProfileError`` names the file, line and field of a mistake."""
-    return validate_file(AlarmRulesFile, path).rules
+    try:
+        return validate_file(AlarmRulesFile, path).rules
+    except ProfileError as error:
+        raise _pinned(error, Path(path)) from None
+
+
+_RULE_PROBLEM = re.compile(r"^(?:Value error, )?(?P<field>[a-z_]+): (?P<rest>.*)$", re.DOTALL)
+
+
+def _pinned(error: ProfileError, path: Path) -> ProfileError:
+    """Point a rule-level problem ("rules[2]: limit: ...") at the line of the field it names."""
+    try:
+        _data, lines = load_with_lines(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, ProfileError):
+        return error
+    problems: list[tuple[int | None, str, str]] = []
+    for line, name, message in error.problems:
+        found = re.fullmatch(r"rules\[(\d+)\]", name)
+        match = _RULE_PROBLEM.match(message)
+        if found is None or match is None:
+            problems.append((line, name, message))
+            continue
+        loc = ("rules", int(found[1]), match["field"])
+        problems.append((line_of(lines, loc), field_name(loc), match["rest"]))
+    return ProfileError(error.source, problems)
 
 
 SOURCE_BUILTIN = "builtin"
