@@ -119,15 +119,21 @@ def test_stored_rules_replace_file_and_builtin_rules_by_name():
 
 
 def test_lifecycle_transitions():
-    assert on_activate(None).state == ACTIVE_UNACK and on_activate(None).opens
+    assert on_activate(None).state == ACTIVE_UNACK
+    assert on_activate(None).opens
     assert on_activate(RTN_UNACK).state == ACTIVE_UNACK  # re-alarm before anyone acknowledged
-    assert on_activate(ACTIVE_UNACK) is None and on_activate(ACTIVE_ACK) is None
+    assert on_activate(ACTIVE_UNACK) is None
+    assert on_activate(ACTIVE_ACK) is None
     assert on_return(ACTIVE_UNACK).state == RTN_UNACK
-    assert on_return(ACTIVE_ACK).state == CLEARED and on_return(ACTIVE_ACK).closes
-    assert on_return(RTN_UNACK) is None and on_return(None) is None
+    assert on_return(ACTIVE_ACK).state == CLEARED
+    assert on_return(ACTIVE_ACK).closes
+    assert on_return(RTN_UNACK) is None
+    assert on_return(None) is None
     assert on_acknowledge(ACTIVE_UNACK).state == ACTIVE_ACK
-    assert on_acknowledge(RTN_UNACK).state == CLEARED and on_acknowledge(RTN_UNACK).closes
-    assert on_acknowledge(ACTIVE_ACK) is None and on_acknowledge(CLEARED) is None
+    assert on_acknowledge(RTN_UNACK).state == CLEARED
+    assert on_acknowledge(RTN_UNACK).closes
+    assert on_acknowledge(ACTIVE_ACK) is None
+    assert on_acknowledge(CLEARED) is None
     # levels: 2, delay 600 s, raised at 1 000 s: level 1 due at 1 600 s, level 2 at 2 200 s
     assert next_escalation_ms(1_000_000, 0, 600_000, 2) == 1_600_000
     assert next_escalation_ms(1_600_000, 1, 600_000, 2) == 2_200_000
