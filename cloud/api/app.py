@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from cloud.api import ingest, machines, series
+from cloud.api.alarms import router as alarm_router
 from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
 from cloud.api.notify import router as notify_router
@@ -26,6 +27,7 @@ from cloud.oee.settings import OeeSettings
 from cloud.timeseries.sql import SqlTimeSeriesStore
 
 if TYPE_CHECKING:
+    from cloud.alarms.engine import AlarmEngine
     from cloud.commands import CommandPublisher
     from cloud.ingest.worker import IngestWorker
     from cloud.notify.dispatcher import Dispatcher
@@ -36,6 +38,7 @@ def create_app(
     worker: IngestWorker | None = None,
     commands: CommandPublisher | None = None,
     notifier: Dispatcher | None = None,
+    alarms: AlarmEngine | None = None,
 ) -> FastAPI:
     """The REST API over the database of ``source`` (a config, or an engine the caller owns)."""
     owns_engine = isinstance(source, CloudConfig)
@@ -60,6 +63,7 @@ def create_app(
     app.state.commands = commands
     app.state.oee_settings = OeeSettings.from_config(source if owns_engine else None)
     app.state.notifier = notifier  # alarm notifications: deliveries API and the WebSocket stream
+    app.state.alarms = alarms  # the running alarm engine (rule sources, wake after API edits)
 
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, error: NotFound) -> JSONResponse:
@@ -87,5 +91,6 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(command_router)
     app.include_router(notify_router)
+    app.include_router(alarm_router)
     app.include_router(oee_router)
     return app
