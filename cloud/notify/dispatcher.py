@@ -1,11 +1,15 @@
 """The dispatcher: ``Notifier.submit`` for the alarm engine, routing to channel lanes.
 
-``submit`` routes the notification (pure, microseconds), queues one job per chosen channel on
-that channel's lane and queues a ``pending`` record; it never blocks, never raises, and never
-touches the network or the database. Each lane (``cloud.notify.lane``) delivers on its own
-thread with retries; the recorder (``cloud.notify.recorder``) writes every outcome to
-``notification_delivery`` on another. ``stop()`` keeps delivering for ``drain_s`` seconds, then
-records whatever is left as failed ("not sent: the dispatcher stopped").
+``submit`` appends the notification to a bounded intake (a ``deque``: no lock, no system call,
+so the caller never waits for the GIL behind a busy delivery thread) and returns; it never
+raises. The router thread takes the intake every few milliseconds, routes each notification
+(``cloud.notify.routing``), queues one job per chosen channel on that channel's lane and a
+``pending`` record. Each lane (``cloud.notify.lane``) delivers on its own thread with retries;
+the recorder (``cloud.notify.recorder``) writes every outcome to ``notification_delivery`` on
+another. A full intake drops the notification: counted, logged once, and recorded as failed on
+each channel it would have gone to. ``stop()`` routes what was submitted, keeps delivering for
+``drain_s`` seconds, then records whatever is left as failed ("not sent: the dispatcher
+stopped").
 
 Build one with ``build_dispatcher(config, engine)``.
 """
@@ -17,6 +21,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
     from cloud.config import CloudConfig
 
 log = logging.getLogger(__name__)
+
+ROUTER_POLL_S = 0.005  # how often the router looks at the intake when it was empty
 
 
 class Dispatcher:
@@ -75,30 +82,40 @@ class Dispatcher:
             for name, channel in self.channels.items()
         }
         self._lock = threading.Lock()
-        self._counters = {"submitted": 0, "unrouted": 0, "submit_errors": 0, "after_stop": 0}
+        self._counters = {
+            "submitted": 0, "unrouted": 0, "dropped_intake_full": 0, "submit_errors": 0,
+            "after_stop": 0,
+        }  # fmt: skip
+        self._intake: deque[Notification] = deque()
+        self._intake_max = settings.intake_max
+        self._overflowed: deque[Notification] = deque(maxlen=1000)  # recorded by the router
+        self._router: threading.Thread | None = None
         self._running = False
         self._stopped = False
 
     # ------------------------------------------------------------------ Notifier
 
     def submit(self, notification: Notification) -> None:
-        """Route and queue ``notification``; returns at once and never raises."""
+        """Queue ``notification`` for routing; returns at once and never raises."""
         try:
-            if not self._running:
-                self._count("after_stop", "submit() while the dispatcher is not running")
+            if self._running and len(self._intake) < self._intake_max:
+                self._intake.append(notification)  # atomic; takes no lock
                 return
-            names = select_channels(notification, self.settings.routes)
-            self._count("submitted")
-            if not names:
-                self._count("unrouted")
-                return
-            now = self._clock_ms()
-            for name in names:
-                lane = self.lanes[name]
-                lane.enqueue(self._job(notification, lane, now))
+            self._refuse(notification)
         except Exception:  # submit must never raise into the alarm engine
             if self._count("submit_errors") == 1:
                 log.exception("notifications: submit failed (logged once)")
+
+    def _refuse(self, notification: Notification) -> None:
+        if not self._running:
+            self._count("after_stop", "submit() while the dispatcher is not running")
+            return
+        self._count(
+            "dropped_intake_full",
+            f"the intake is full ({self._intake_max} notifications waiting to be routed); "
+            "notifications are dropped and recorded as failed",
+        )
+        self._overflowed.append(notification)
 
     def _count(self, name: str, first_log: str | None = None) -> int:
         with self._lock:
@@ -134,6 +151,42 @@ class Dispatcher:
             updated_ms=now,
         )
         return Job(notification, record, max_attempts or lane.retry.max_attempts, result)
+
+    # ------------------------------------------------------------------ router thread
+
+    def _route_loop(self) -> None:
+        while True:
+            taken = 0
+            while self._intake:
+                self._route(self._intake.popleft())
+                taken += 1
+            while self._overflowed:
+                self._route(self._overflowed.popleft(), dropped=True)
+            if not self._running and not self._intake:
+                return
+            if not taken:
+                time.sleep(ROUTER_POLL_S)
+
+    def _route(self, notification: Notification, *, dropped: bool = False) -> None:
+        try:
+            names = select_channels(notification, self.settings.routes)
+            self._count("submitted")
+            if not names:
+                self._count("unrouted")
+                return
+            now = self._clock_ms()
+            for name in names:
+                lane = self.lanes[name]
+                job = self._job(notification, lane, now)
+                if dropped:
+                    lane.reject(
+                        job, f"not sent: the dispatcher's intake was full ({self._intake_max})"
+                    )
+                else:
+                    lane.enqueue(job)
+        except Exception:  # one bad notification must not stop the router
+            if self._count("submit_errors") == 1:
+                log.exception("notifications: routing failed (logged once)")
 
     # ------------------------------------------------------------------ API helpers
 
@@ -180,7 +233,7 @@ class Dispatcher:
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every lane is empty and every record written (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        while any(lane.depth() for lane in self.lanes.values()):
+        while self._intake or any(lane.depth() for lane in self.lanes.values()):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
@@ -198,6 +251,8 @@ class Dispatcher:
         for lane in self.lanes.values():
             lane.start()
         self._running = True
+        self._router = threading.Thread(target=self._route_loop, name="notify-router", daemon=True)
+        self._router.start()
         log.info(
             "notifications: %d channels (%s), %d routes",
             len(self.channels), ", ".join(self.channels), len(self.settings.routes),
@@ -210,6 +265,8 @@ class Dispatcher:
         self._running = False
         self._stopped = True
         deadline = time.monotonic() + min(self.settings.drain_s, timeout)
+        if self._router is not None:
+            self._router.join(timeout)  # routes everything submitted before stop()
         for lane in self.lanes.values():
             lane.begin_drain(deadline)
         for lane in self.lanes.values():

@@ -124,6 +124,13 @@ class ChannelLane:
         self._queue.put_nowait(job)
         return True
 
+    def reject(self, job: Job, error: str) -> None:
+        """Record ``job`` as failed without trying it (the dispatcher could not take it)."""
+        with self._lock:
+            self.counters.routed += 1
+            self.counters.dropped_queue_full += 1
+        self._fail(job, error, taken=False)
+
     def depth(self) -> int:
         """Jobs taken and not finished (queued, waiting for a retry, or being sent)."""
         with self._lock:

@@ -239,7 +239,12 @@ class NotificationSettings(BaseModel):
     channels: dict[str, ChannelSettings] = Field(default_factory=_default_channels)
     routes: tuple[RouteSettings, ...] = Field(default_factory=_default_routes)
     retry: RetrySettings = Field(default_factory=RetrySettings)
-    queue_max_per_channel: int = Field(default=1000, ge=1, le=1_000_000)
+    intake_max: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="notifications waiting to be routed"
+    )
+    queue_max_per_channel: int = Field(
+        default=1000, ge=1, le=1_000_000, description="jobs waiting or retrying per channel"
+    )
     stream: StreamSettings = Field(default_factory=StreamSettings)
     alarm_link: str | None = Field(
         default=None,
