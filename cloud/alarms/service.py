@@ -113,13 +113,11 @@ def list_alarms(
 
 
 def get_alarm(conn: Connection, alarm_id: int, now_ms: int) -> AlarmDetailOut:
-    """One alarm with its help text and its whole history, oldest first."""
+    """One alarm with its help text and its whole history, in the order it was recorded."""
     row = conn.execute(_alarm_query(now_ms).where(_alarm.c.id == alarm_id)).first()
     if row is None:
         raise NotFound(f"alarm {alarm_id} does not exist (GET /api/alarms lists them)")
-    events = conn.execute(
-        select(_event).where(_event.c.alarm_id == alarm_id).order_by(_event.c.ts_ms, _event.c.id)
-    )
+    events = conn.execute(select(_event).where(_event.c.alarm_id == alarm_id).order_by(_event.c.id))
     return AlarmDetailOut(**_alarm_out(row), history=[_event_out(e) for e in events])
 
 
