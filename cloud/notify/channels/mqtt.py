@@ -91,6 +91,10 @@ class MqttChannel(Channel[MqttAlarmMessage]):
         self._client.loop_stop()
         self._connected.clear()
 
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
