@@ -81,15 +81,18 @@ class Evaluation:
         active_keys: set[str],
         now_ms: int,
     ) -> tuple[list[PointChange], list[Point]]:
-        """Take a new set of points; a point whose spec is unchanged keeps its condition.
+        """Take a new set of points.
 
-        Returns the returns to normal of active points that are gone, and the new points (to
-        be seeded with ``seed``).
+        A point whose spec is unchanged keeps its condition; one whose rule changed but kept
+        its kind (a new limit, delay, priority ...) keeps it too and is re-seeded, so the new
+        limit applies to the held value at once. An active point that is gone (rule disabled
+        or removed, machine moved out of the selection) or changed its kind returns to normal
+        as out of service. Returns those returns and the points to ``seed``.
         """
         changes: list[PointChange] = []
         for key, point in self.points.items():
             kept = specs.get(key)
-            if point.condition.active and (kept is None or kept != point.spec):
+            if point.condition.active and (kept is None or kept.rule.kind != point.spec.rule.kind):
                 change = Change("return", now_ms, None, None, OUT_OF_SERVICE)
                 message = f"{point.spec.machine.name} {point.spec.rule.name}: {OUT_OF_SERVICE}"
                 changes.append(PointChange(point.spec, change, message))
@@ -100,7 +103,10 @@ class Evaluation:
             if held is not None and held.spec == spec:
                 points[key] = held
                 continue
-            point = Point(spec, Condition(active=key in active_keys))
+            if held is not None and held.spec.rule.kind == spec.rule.kind:
+                point = Point(spec, held.condition, held.historical)
+            else:
+                point = Point(spec, Condition(active=key in active_keys))
             points[key] = point
             fresh.append(point)
         self.points = points

@@ -141,7 +141,9 @@ class AlarmRule(BaseModel):
             if getattr(self, name) is None:
                 raise ValueError(f"{name}: a {self.kind} rule needs it ({_hint(name)})")
         for name in _OPTIONAL_FIELDS:
-            if name in given and name not in needed and name not in allowed:
+            if name in needed or name in allowed or name not in given:
+                continue
+            if getattr(self, name) != type(self).model_fields[name].default:
                 raise ValueError(f"{name}: not used by a {self.kind} rule; remove it")
         if self.metric and self.metric_role:
             raise ValueError("metric: give either metric or metric_role, not both")
