@@ -15,7 +15,6 @@ from cloud.oee.calendar import (
     Calendar,
     PlannedWindow,
     Segment,
-    clip_segments,
     planned_segments,
     planned_windows,
 )
@@ -24,6 +23,7 @@ from cloud.oee.counters import (
     CounterSample,
     counter_increase,
     deltas_within,
+    gaps_within,
     increase_after,
     increase_within,
 )
@@ -163,7 +163,7 @@ def window_totals(
         planned = increase_within(deltas, segments)
         factor = params.units_per_cycle if unit_role == "cycle_count" else 1
         outside = (in_window - planned) * factor
-    gaps = [clip_segments(c.gaps, from_ms, to_ms) for c in prepared.counters.values()]
+    gaps = [gaps_within(c.gaps, from_ms, to_ms) for c in prepared.counters.values()]
     return WindowResult(
         machine_id=params.machine_id,
         from_ms=from_ms,

@@ -128,12 +128,31 @@ def increase_within(deltas: Sequence[tuple[int, float]], segments: Sequence[Segm
 def increase_after(
     deltas: Sequence[tuple[int, float]], starts: Sequence[int], length_ms: int
 ) -> float:
-    """The increase observed within ``length_ms`` after any of ``starts`` (counted once)."""
-    windows = sorted((s, s + length_ms) for s in starts)
+    """The increase observed within ``length_ms`` after any of ``starts`` (counted once).
+
+    ``starts`` sorted; only those that can reach the ``deltas`` are looked at.
+    """
+    if not deltas:
+        return 0.0
+    lo = bisect.bisect_left(starts, deltas[0][0] - length_ms)
+    hi = bisect.bisect_right(starts, deltas[-1][0])
     merged: list[Segment] = []
-    for start, end in windows:
+    for start in starts[lo:hi]:
+        end = start + length_ms
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
     return increase_within(deltas, merged)
+
+
+def gaps_within(gaps: Sequence[Segment], from_ms: int, to_ms: int) -> list[Segment]:
+    """``gaps`` (sorted, disjoint) clipped to ``[from_ms, to_ms)``."""
+    first = max(bisect.bisect_right(gaps, (from_ms, from_ms)) - 1, 0)
+    out: list[Segment] = []
+    for start, end in gaps[first:]:
+        if start >= to_ms:
+            break
+        if end > from_ms:
+            out.append((max(start, from_ms), min(end, to_ms)))
+    return out

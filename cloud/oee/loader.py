@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, Connection, and_, bindparam, func, select
+from sqlalchemy import BindParameter, Connection, and_, bindparam, func, select, tuple_
 
 from cloud.assets.models import Machine
 from cloud.db import table_of
@@ -117,20 +117,29 @@ def load_spans(
         return out
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     cols = (_si.c.machine_id, _si.c.state, _si.c.start_ms, _si.c.end_ms, _si.c.fault_code)
-    earlier = _si.alias("earlier")
+    # the interval holding at from_ms: one index probe per machine, then fetched by key
     holding = (
-        select(func.max(earlier.c.start_ms))
-        .where(earlier.c.machine_id == _si.c.machine_id, earlier.c.start_ms < from_ms)
+        select(func.max(_si.c.start_ms))
+        .where(_si.c.machine_id == _machine.c.id, _si.c.start_ms < from_ms)
         .scalar_subquery()
     )
-    first = select(*cols).where(_si.c.machine_id.in_(ids), _si.c.start_ms == holding)
+    keys = [
+        (int(m), int(start))
+        for m, start in conn.execute(
+            select(_machine.c.id, holding).where(_machine.c.id.in_(ids)),
+            {"ids": list(machine_ids)},
+        )
+        if start is not None
+    ]
+    rows = (
+        list(conn.execute(select(*cols).where(tuple_(_si.c.machine_id, _si.c.start_ms).in_(keys))))
+        if keys
+        else []
+    )
     rest = select(*cols).where(
         _si.c.machine_id.in_(ids), _si.c.start_ms >= from_ms, _si.c.start_ms < to_ms
     )
-    rows = [
-        *conn.execute(first, {"ids": list(machine_ids)}),
-        *conn.execute(rest.order_by(_si.c.machine_id, _si.c.start_ms), {"ids": list(machine_ids)}),
-    ]
+    rows += conn.execute(rest, {"ids": list(machine_ids)}).all()
     for machine_id, state, start, end, fault in rows:
         end_ms = max(int(start), now_ms) if end is None else int(end)
         if end_ms > from_ms:
@@ -166,35 +175,34 @@ def load_counters(
     if not series_ids:
         return out
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
-    earlier = ts_sample.alias("earlier")
+    good = (ts_sample.c.quality < BAD_QUALITY, ts_sample.c.value.is_not(None))
+    # the last good sample before from_ms: one index probe per series, then fetched by key
     last_before = (
-        select(func.max(earlier.c.ts))
-        .where(
-            earlier.c.series_id == ts_sample.c.series_id,
-            earlier.c.ts < from_ms,
-            earlier.c.quality < BAD_QUALITY,
-            earlier.c.value.is_not(None),
-        )
+        select(func.max(ts_sample.c.ts))
+        .where(ts_sample.c.series_id == _series.c.id, ts_sample.c.ts < from_ms, *good)
         .scalar_subquery()
     )
+    params = {"ids": list(series_ids)}
+    keys = [
+        (int(sid), int(ts))
+        for sid, ts in conn.execute(
+            select(_series.c.id, last_before).where(_series.c.id.in_(ids)), params
+        )
+        if ts is not None
+    ]
     cols = (ts_sample.c.series_id, ts_sample.c.ts, ts_sample.c.value, ts_sample.c.quality)
-    base = select(*cols).where(
-        ts_sample.c.series_id.in_(ids),
-        ts_sample.c.ts == last_before,
-        ts_sample.c.quality < BAD_QUALITY,
-        ts_sample.c.value.is_not(None),
-    )
+    if keys:
+        base = select(*cols).where(tuple_(ts_sample.c.series_id, ts_sample.c.ts).in_(keys), *good)
+        seen_base: set[int] = set()
+        for series_id, ts, value, quality in conn.execute(base):
+            if int(series_id) not in seen_base:
+                seen_base.add(int(series_id))
+                out[int(series_id)].append(CounterSample(int(ts), value, int(quality)))
     window = (
         select(*cols)
         .where(ts_sample.c.series_id.in_(ids), ts_sample.c.ts >= from_ms, ts_sample.c.ts < to_ms)
         .order_by(ts_sample.c.series_id, ts_sample.c.ts)
     )
-    params = {"ids": list(series_ids)}
-    seen_base: set[int] = set()
-    for series_id, ts, value, quality in conn.execute(base, params):
-        if int(series_id) not in seen_base:
-            seen_base.add(int(series_id))
-            out[int(series_id)].append(CounterSample(int(ts), value, int(quality)))
     for series_id, ts, value, quality in conn.execute(window, params):
         out[int(series_id)].append(CounterSample(int(ts), value, int(quality)))
     return out

@@ -12,6 +12,7 @@ summed from hourly rows plus live computation of the partial hours at both ends.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,8 @@ KIND_SHIFT = "shift"
 KINDS = (KIND_HOUR, KIND_SHIFT)
 MACHINES_PER_CHUNK = 50
 ROWS_PER_STATEMENT = 500
+LONGEST_WINDOW_MS = 2 * 86_400_000
+"""No shift or overtime window is longer than this (used to find a period's windows)."""
 
 _rollup = table_of(OeeRollup)
 _ELEMENT_COLUMNS = (
@@ -110,13 +113,27 @@ def _totals(m: Any, machines: int) -> Totals:
 def period_rows(
     prepared: PreparedMachine, periods: Iterable[Period], computed_ms: int, settings: OeeSettings
 ) -> list[dict[str, Any]]:
+    periods = list(periods)
+    if not periods:
+        return []
+    # the calendar's windows over all periods once; each period picks its own by bisection
+    windows = planned_windows(
+        prepared.params.calendar,
+        min(p.start_ms for p in periods),
+        max(p.end_ms for p in periods),
+    )
+    starts = [w.start_ms for w in windows]
     out = []
     for period in periods:
+        first = bisect.bisect_left(starts, period.start_ms - LONGEST_WINDOW_MS)
+        last = bisect.bisect_left(starts, period.end_ms)
+        overlapping = [w for w in windows[first:last] if w.end_ms > period.start_ms]
         result = window_totals(
             prepared,
             period.start_ms,
             period.end_ms,
             reduced_yield_ms=settings.startup_scrap_window_ms,
+            windows=overlapping,
         )
         out.append(
             {
@@ -131,12 +148,15 @@ def period_rows(
 
 def upsert_rollups(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert or overwrite roll-up rows (in key order, so concurrent writers never deadlock)."""
+    if not rows:
+        return
     ordered = sorted(rows, key=lambda r: (r["machine_id"], r["period_kind"], r["period_start_ms"]))
+    stmt = dialect_insert(conn, _rollup)
+    keys = ("machine_id", "period_kind", "period_start_ms")
+    update = {c.name: stmt.excluded[c.name] for c in _rollup.columns if c.name not in keys}
+    upsert = stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
     for i in range(0, len(ordered), ROWS_PER_STATEMENT):
-        stmt = dialect_insert(conn, _rollup).values(ordered[i : i + ROWS_PER_STATEMENT])
-        keys = ("machine_id", "period_kind", "period_start_ms")
-        update = {c.name: stmt.excluded[c.name] for c in _rollup.columns if c.name not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update))
+        conn.execute(upsert, ordered[i : i + ROWS_PER_STATEMENT])
 
 
 def roll_up(
