@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -155,22 +156,23 @@ def send_test(body: TestIn, notifier: NotifierDep) -> TestOut:
 
 
 async def _pump(websocket: WebSocket, client: StreamClient, send_timeout_s: float) -> str:
+    """Send the client's messages until it is dropped; return why it was dropped."""
     while True:
         text = await client.next()
         if text is None:
             return client.dropped_reason or "dropped"
         try:
-            await asyncio.wait_for(websocket.send_text(text), send_timeout_s)
+            with anyio.fail_after(send_timeout_s):
+                await websocket.send_text(text)
         except TimeoutError:
             client.drop(f"one message took longer than {send_timeout_s} s to send")
             return client.dropped_reason or "dropped"
 
 
-async def _listen(websocket: WebSocket) -> str:
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return "disconnected"
+async def _listen(websocket: WebSocket) -> None:
+    """Return when the client disconnects (whatever it sends is ignored)."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
 
 
 @router.websocket("/alarms/stream")
@@ -178,8 +180,8 @@ async def alarm_stream(websocket: WebSocket) -> None:
     """Every alarm notification routed to a ``websocket`` channel, as JSON text messages (the
     body of docs/notifications.md). A client that falls behind is closed with code 1013."""
     notifier: Dispatcher | None = getattr(websocket.app.state, "notifier", None)
-    await websocket.accept()
     if notifier is None:
+        await websocket.accept()
         await websocket.close(
             code=1011, reason="this cloud process runs no notification dispatcher"
         )
@@ -187,19 +189,24 @@ async def alarm_stream(websocket: WebSocket) -> None:
     broadcaster = notifier.broadcaster
     peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
     client = broadcaster.subscribe(asyncio.get_running_loop(), peer)
-    pump = asyncio.create_task(_pump(websocket, client, broadcaster.send_timeout_s))
-    listen = asyncio.create_task(_listen(websocket))
+    dropped: list[str] = []
+
+    async def pump(scope: anyio.CancelScope) -> None:
+        dropped.append(await _pump(websocket, client, broadcaster.send_timeout_s))
+        scope.cancel()
+
+    async def listen(scope: anyio.CancelScope) -> None:
+        await _listen(websocket)
+        scope.cancel()
+
     try:
-        done, _ = await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
-        if pump in done:
+        await websocket.accept()  # subscribed first: nothing published after the accept is missed
+        async with anyio.create_task_group() as group:
+            group.start_soon(pump, group.cancel_scope)
+            group.start_soon(listen, group.cancel_scope)
+        if dropped:
             broadcaster.note_dropped(client)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(code=1013, reason=f"too slow: {pump.result()}"[:120]),
-                    broadcaster.send_timeout_s,
-                )
+            with anyio.move_on_after(broadcaster.send_timeout_s), contextlib.suppress(Exception):
+                await websocket.close(code=1013, reason=f"too slow: {dropped[0]}"[:120])
     finally:
         broadcaster.unsubscribe(client)
-        for task in (pump, listen):
-            task.cancel()
-        await asyncio.gather(pump, listen, return_exceptions=True)

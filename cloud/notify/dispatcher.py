@@ -205,9 +205,11 @@ class Dispatcher:
         lane = self.lanes[channel]
         lane.enqueue(self._job(notification, lane, self._clock_ms(), max_attempts=1, result=result))
         try:
-            return result.result(timeout)
+            outcome = result.result(timeout)
         except FutureTimeout:
             return None
+        self.recorder.flush(min(timeout, 5.0))  # so that the deliveries API shows it
+        return outcome
 
     def channel_views(self) -> list[dict[str, Any]]:
         """Every configured channel: name, type, settings (secrets masked), counters."""
