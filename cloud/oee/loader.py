@@ -220,7 +220,8 @@ def prepare(
     if not machines:
         return {}
     ids = [m.id for m in machines]
-    margin = max(m.params.micro_stop_ms for m in machines)
+    # stops are measured whole, and start-up scrap needs the setup that ended before the range
+    margin = max(settings.startup_scrap_window_ms, *(m.params.micro_stop_ms for m in machines))
     spans = load_spans(conn, ids, from_ms - margin, min(to_ms + margin, now_ms + 1), now_ms)
     series = counter_series(conn, ids)
     samples = load_counters(
