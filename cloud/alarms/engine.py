@@ -120,6 +120,7 @@ class AlarmEngine:
         self._dropping = False
         self._failing = False
         self._last_refresh_ms = 0
+        self._primed = False
         self._unknown_refresh_ms = 0
 
     # ------------------------------------------------------------------ public
@@ -187,14 +188,17 @@ class AlarmEngine:
             catalog = Catalog(machines, series, db.load_overrides(conn), tuple(rules))
             active = db.load_active_points(conn)
             self._edges_online = db.load_edges_online(conn)
-            specs = bind(catalog)
-            changes, fresh = self._evaluation.rebind(specs, machines, series, active, now)
-            devices = {(p.spec.machine.edge, p.spec.machine.device) for p in fresh}
-            latest = db.load_latest(conn, devices) if devices else {}
-            open_states = db.load_open_states(conn, {p.spec.machine.id for p in fresh})
+            if not self._primed:  # once, before any batch: what was stored before we ran
+                self._evaluation.prime(
+                    db.load_latest(conn, machines),
+                    db.load_open_states(conn, [m.id for m in machines.values()]),
+                )
+                self._primed = True
+        specs = bind(catalog)
+        changes, fresh = self._evaluation.rebind(specs, machines, series, active, now)
         busy = {c.spec.key for c in self._unsaved}
         self._evaluation.reconcile(active, busy | {p.spec.key for p in fresh})
-        changes += self._evaluation.seed(fresh, latest, open_states)
+        changes += self._evaluation.seed(fresh)
         self.rules = rules
         self._rules_by_name = {e.rule.name: e.rule for e in rules}
         self._last_refresh_ms = now

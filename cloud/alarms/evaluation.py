@@ -64,6 +64,7 @@ class Evaluation:
         self.machines: dict[DeviceKey, MachineInfo] = {}
         self.machine_state: dict[int, Reading] = {}
         self.last_ts: dict[SeriesKey, int] = {}
+        self.latest: dict[DeviceKey, dict[str, Reading]] = {}  # newest sample seen
         self._by_series: dict[SeriesKey, list[Point]] = {}
         self._by_device: dict[DeviceKey, list[Point]] = {}
         self._by_machine_state: dict[int, list[Point]] = {}
@@ -137,34 +138,49 @@ class Evaluation:
         tagged = {m.id for dk, m in self.machines.items() if dk in self._state_metric}
         return sorted(mid for mid in self._by_machine_state if mid not in tagged)
 
-    def seed(
-        self,
-        fresh: Iterable[Point],
-        latest: Mapping[SeriesKey, Reading],
-        open_states: Mapping[int, Reading],
-    ) -> list[PointChange]:
-        """Feed new points the newest stored sample of their series and the machine state."""
+    def prime(
+        self, latest: Mapping[SeriesKey, Reading], open_states: Mapping[int, Reading]
+    ) -> None:
+        """What the database held when the engine started: newest samples, machine states.
+
+        Samples stored before the engine started reach it only this way; later ones come
+        through the stream, which is why later refreshes seed from memory, not the database.
+        """
+        for (edge, device, metric), reading in latest.items():
+            self._remember(edge, device, metric, reading.ts_ms, reading)
+            held = self.last_ts.get((edge, device, metric))
+            if held is None or reading.ts_ms > held:
+                self.last_ts[(edge, device, metric)] = reading.ts_ms
+        for machine_id, state in open_states.items():
+            self.machine_state.setdefault(machine_id, state)
+
+    def _remember(
+        self, edge: str, device: str, metric: str, ts_ms: int, reading: Reading | None
+    ) -> None:
+        metrics = self.latest.setdefault((edge, device), {})
+        held = metrics.get(metric)
+        if held is None or ts_ms > held.ts_ms:
+            metrics[metric] = reading if reading is not None else Reading(ts_ms, None)
+
+    def seed(self, fresh: Iterable[Point]) -> list[PointChange]:
+        """Feed new or changed points the newest sample of their series and the machine state."""
         changes: list[PointChange] = []
         for point in fresh:
             spec = point.spec
-            device = (spec.machine.edge, spec.machine.device)
             evaluator = EVALUATORS[spec.rule.kind]
             if evaluator.on_state is not None:
-                state = self.machine_state.get(spec.machine.id) or open_states.get(spec.machine.id)
+                state = self.machine_state.get(spec.machine.id)
                 if state is not None:
-                    self.machine_state.setdefault(spec.machine.id, state)
                     changes += self._apply(point, evaluator.on_state, state, False)
-            readings = [
-                r for (e, d, m), r in latest.items()
-                if (e, d) == device and (spec.metric is None or m == spec.metric)
+            if spec.rule.kind == "state_duration":
+                continue
+            metrics = self.latest.get((spec.machine.edge, spec.machine.device), {})
+            readings = list(metrics.values()) if spec.metric is None else [
+                r for r in (metrics.get(spec.metric),) if r is not None
             ]  # fmt: skip
-            if spec.rule.kind != "state_duration" and readings:
+            if readings:
                 newest = max(readings, key=lambda r: r.ts_ms)
                 changes += self._apply(point, evaluator.on_reading, newest, False)
-        for series_key, reading in latest.items():
-            held = self.last_ts.get(series_key)
-            if held is None or reading.ts_ms > held:
-                self.last_ts[series_key] = reading.ts_ms
         return changes
 
     # ------------------------------------------------------------------ evaluation
@@ -188,7 +204,11 @@ class Evaluation:
             if device not in self.machines:
                 continue
             watched = device in self._by_device or device in self._state_metric
+            latest = self.latest.setdefault(device, {})
             for metric, ts_ms, value, quality, _reason in rows.samples:
+                held = latest.get(metric)
+                if held is None or ts_ms > held.ts_ms:
+                    latest[metric] = to_reading(ts_ms, value, quality)
                 if watched or (*device, metric) in self._by_series:
                     flat.append((ts_ms, device, metric, value, quality, rows.historical))
         flat.sort(key=lambda s: s[0])

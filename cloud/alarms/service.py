@@ -182,8 +182,8 @@ def store_rule(
               "updated_ms": now_ms, "updated_by": user}  # fmt: skip
     stmt = dialect_insert(conn, _rules).values(**values)
     if create:
-        stored = conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"])).rowcount
-        if stored != 1:
+        inserted = stmt.on_conflict_do_nothing(index_elements=["name"]).returning(_rules.c.id)
+        if conn.execute(inserted).first() is None:
             raise InvalidRequest(
                 f"alarm rule {rule.name!r} is already stored: change it with "
                 f"PUT /api/alarm-rules/{rule.name}"
