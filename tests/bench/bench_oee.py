@@ -154,7 +154,7 @@ def _seed_sql(conn: Any, plant: Plant, paramstyle: str) -> None:
     per_line = max(1, plant.machines // LINES)
     machine_rows = [
         (m, f"m{m:03d}", SITE, 1, min(LINES, (m - 1) // per_line + 1), "edge1", f"m{m:03d}",
-         30.0, 1, "{}", '{"3": {"reason": "Spindle overload", "category": "breakdown"}}',
+         8.0, 1, "{}", '{"3": {"reason": "Spindle overload", "category": "breakdown"}}',
          "birth", 0, 0)
         for m in range(1, plant.machines + 1)
     ]  # fmt: skip
@@ -259,7 +259,7 @@ def raw_select(fresh: FreshDatabase, machine_ids: Sequence[int] | None, lo: int,
     try:
         p = "?" if isinstance(conn, sqlite3.Connection) else "%s"
         where_m = where_s = ""
-        args_m: list[Any] = [hi, lo]
+        args_m: list[Any] = [lo, hi]
         args_s: list[Any] = [lo, hi]
         if machine_ids is not None:
             marks = ", ".join([p] * len(machine_ids))
@@ -270,7 +270,7 @@ def raw_select(fresh: FreshDatabase, machine_ids: Sequence[int] | None, lo: int,
         cur = conn.cursor()
         cur.execute(
             "SELECT machine_id, state, start_ms, end_ms, fault_code FROM state_interval "
-            f"WHERE start_ms < {p} AND (end_ms IS NULL OR end_ms > {p}){where_m}",
+            f"WHERE start_ms >= {p} AND start_ms < {p}{where_m}",
             args_m,
         )
         rows = len(cur.fetchall())
