@@ -60,9 +60,11 @@ def upgrade() -> None:
         _ms("updated_ms"),
         sa.Column("updated_by", sa.String(128), nullable=True),
         sa.ForeignKeyConstraint(
-            ["machine_id"], ["machine.id"], name="fk_alarm_limit_machine_id_machine",
+            ["machine_id"],
+            ["machine.id"],
+            name="fk_alarm_limit_machine_id_machine",
             ondelete="CASCADE",
-        ),  # fmt: skip
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_alarm_limit"),
         sa.UniqueConstraint("machine_id", "metric", name="uq_alarm_limit_machine_id_metric"),
     )
