@@ -86,8 +86,8 @@ class WebhookChannelSettings(_ChannelBase):
     """POST of the versioned JSON body to any URL, optionally signed with HMAC-SHA256."""
 
     type: Literal["webhook"] = "webhook"
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
+    url: str = Field(repr=False)  # its query may hold a token
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # e.g. Authorization
     secret: SecretStr | None = Field(default=None, description="signs the body (HMAC-SHA256)")
     signature_header: str = "X-Forgeline-Signature"
     timeout_s: Seconds = 10.0
