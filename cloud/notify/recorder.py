@@ -180,10 +180,13 @@ class DeliveryRecorder:
             pending = []
 
     def write(self, records: list[DeliveryRecord]) -> None:
-        """Upsert ``records`` in one transaction (the last state of each key wins)."""
+        """Upsert ``records`` in one transaction: per key, the last state with the most attempts
+        wins (a state with fewer attempts than the stored one never overwrites it)."""
         newest: dict[str, DeliveryRecord] = {}
         for record in records:
-            newest[record.delivery_key] = record
+            held = newest.get(record.delivery_key)
+            if held is None or record.attempts >= held.attempts:
+                newest[record.delivery_key] = record
         rows = [asdict(record) for record in newest.values()]
         with self._engine.begin() as conn:
             stmt = dialect_insert(conn, _table).values(rows)
