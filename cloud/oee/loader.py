@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, Connection, and_, bindparam, func, select, tuple_
+from sqlalchemy import BindParameter, Connection, and_, bindparam, select, tuple_
 
 from cloud.assets.models import Machine
 from cloud.db import table_of
@@ -119,8 +119,10 @@ def load_spans(
     cols = (_si.c.machine_id, _si.c.state, _si.c.start_ms, _si.c.end_ms, _si.c.fault_code)
     # the interval holding at from_ms: one index probe per machine, then fetched by key
     holding = (
-        select(func.max(_si.c.start_ms))
+        select(_si.c.start_ms)
         .where(_si.c.machine_id == _machine.c.id, _si.c.start_ms < from_ms)
+        .order_by(_si.c.start_ms.desc())
+        .limit(1)
         .scalar_subquery()
     )
     keys = [
@@ -177,9 +179,13 @@ def load_counters(
     ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
     good = (ts_sample.c.quality < BAD_QUALITY, ts_sample.c.value.is_not(None))
     # the last good sample before from_ms: one index probe per series, then fetched by key
+    # (ORDER BY ts DESC LIMIT 1 walks the index backwards and stops at the first good sample;
+    # max(ts) with the quality filter would read every earlier sample on SQLite)
     last_before = (
-        select(func.max(ts_sample.c.ts))
+        select(ts_sample.c.ts)
         .where(ts_sample.c.series_id == _series.c.id, ts_sample.c.ts < from_ms, *good)
+        .order_by(ts_sample.c.ts.desc())
+        .limit(1)
         .scalar_subquery()
     )
     params = {"ids": list(series_ids)}
