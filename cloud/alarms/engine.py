@@ -119,6 +119,7 @@ class AlarmEngine:
         self._thread: threading.Thread | None = None
         self._dropping = False
         self._failing = False
+        self._failing_steps: set[str] = set()
         self._last_refresh_ms = 0
         self._primed = False
         self._unknown_refresh_ms = 0
@@ -238,15 +239,23 @@ class AlarmEngine:
                 self._guard(self._store, [])
                 item.set()
             if time.monotonic() >= next_tick:
-                self._guard(self._tick)
+                self._tick()
                 next_tick = time.monotonic() + self.tick_s
 
     def _guard(self, step: Callable[..., None], *args: Any) -> None:
+        """Run one step; a failure is counted, logged once per streak, and never kills us."""
+        name = step.__name__
         try:
             step(*args)
         except Exception:  # the engine thread must outlive any failure
             self.counters.bump("errors")
-            log.exception("alarms: %s failed; the engine goes on", step.__name__)
+            if name not in self._failing_steps:
+                log.exception("alarms: %s failed; the engine goes on and tries again", name)
+            self._failing_steps.add(name)
+            return
+        if name in self._failing_steps:
+            log.info("alarms: %s works again", name)
+            self._failing_steps.discard(name)
 
     def _on_batch(self, result: BatchResult) -> None:
         self._dropping = False
@@ -276,12 +285,16 @@ class AlarmEngine:
         self._db_jobs(self.clock())
 
     def _tick(self) -> None:
+        """Each step on its own: a database failure in one never stops time for the others."""
         now = self.clock()
         if now - self._last_refresh_ms >= self.refresh_s * 1000:
-            self.refresh()
-        self._poll_state_intervals()
+            self._guard(self.refresh)
+        self._guard(self._poll_state_intervals)
+        self._guard(self._time_passes, now)
+        self._guard(self._db_jobs, now)
+
+    def _time_passes(self, now: int) -> None:
         self._store(self._evaluation.on_tick(now, self._edges_online))
-        self._db_jobs(now)
 
     def _db_jobs(self, now: int) -> None:
         with self._writer.begin() as conn:

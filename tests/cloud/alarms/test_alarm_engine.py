@@ -164,3 +164,23 @@ def test_observe_never_blocks_ingest_even_when_the_engine_is_stuck(db_engine, en
     assert alarms.counters.snapshot()["dropped_batches"] > 0  # counted, not waited for
     notifier.release.set()
     alarms.flush()
+
+
+def test_transitions_are_kept_while_the_alarm_tables_fail_and_stored_after(db_engine, engines):
+    from sqlalchemy import text
+
+    edge = Edge()
+    alarms = engines(refresh_s=3600.0)
+    alarms.observe(_write(db_engine, edge.birth("press1")))
+    alarms.flush()
+    with db_engine.begin() as conn:  # break the alarm tables: every alarm write fails
+        conn.execute(text("ALTER TABLE alarm RENAME TO alarm_away"))
+    alarms.observe(_write(db_engine, edge.data("press1", [("temperature", now_ms(), 96.0)])))
+    wait_for(lambda: alarms.counters.snapshot()["db_errors"] >= 2, what="failed attempts")
+    assert alarms.counters.snapshot()["unsaved"] == 1
+    assert alarms.notifier.received == []
+    with db_engine.begin() as conn:
+        conn.execute(text("ALTER TABLE alarm_away RENAME TO alarm"))
+    raised = wait_for(lambda: alarms.notifier.of("raised"), what="stored after recovery")[0]
+    assert raised.value == 96.0
+    assert alarms.counters.snapshot()["unsaved"] == 0
