@@ -90,6 +90,7 @@ class Dispatcher:
         self._intake_max = settings.intake_max
         self._overflowed: deque[Notification] = deque(maxlen=1000)  # recorded by the router
         self._router: threading.Thread | None = None
+        self._routing = False  # the router is between taking from the intake and queueing
         self._running = False
         self._stopped = False
 
@@ -157,11 +158,13 @@ class Dispatcher:
     def _route_loop(self) -> None:
         while True:
             taken = 0
+            self._routing = True
             while self._intake:
                 self._route(self._intake.popleft())
                 taken += 1
             while self._overflowed:
                 self._route(self._overflowed.popleft(), dropped=True)
+            self._routing = False
             if not self._running and not self._intake:
                 return
             if not taken:
@@ -235,7 +238,7 @@ class Dispatcher:
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every lane is empty and every record written (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        while self._intake or any(lane.depth() for lane in self.lanes.values()):
+        while self._intake or self._routing or any(lane.depth() for lane in self.lanes.values()):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
