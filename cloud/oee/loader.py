@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, Connection, and_, bindparam, select, tuple_
+from sqlalchemy import BindParameter, Connection, and_, bindparam, or_, select
 
 from cloud.assets.models import Machine
 from cloud.db import table_of
@@ -133,11 +133,9 @@ def load_spans(
         )
         if start is not None
     ]
-    rows = (
-        list(conn.execute(select(*cols).where(tuple_(_si.c.machine_id, _si.c.start_ms).in_(keys))))
-        if keys
-        else []
-    )
+    # (an OR of key equalities: SQLite does not use the index for a row-value IN list)
+    by_key = or_(*(and_(_si.c.machine_id == m, _si.c.start_ms == t) for m, t in keys))
+    rows = list(conn.execute(select(*cols).where(by_key))) if keys else []
     rest = select(*cols).where(
         _si.c.machine_id.in_(ids), _si.c.start_ms >= from_ms, _si.c.start_ms < to_ms
     )
@@ -198,7 +196,10 @@ def load_counters(
     ]
     cols = (ts_sample.c.series_id, ts_sample.c.ts, ts_sample.c.value, ts_sample.c.quality)
     if keys:
-        base = select(*cols).where(tuple_(ts_sample.c.series_id, ts_sample.c.ts).in_(keys), *good)
+        by_key = or_(
+            *(and_(ts_sample.c.series_id == sid, ts_sample.c.ts == ts) for sid, ts in keys)
+        )
+        base = select(*cols).where(by_key, *good)
         seen_base: set[int] = set()
         for series_id, ts, value, quality in conn.execute(base):
             if int(series_id) not in seen_base:
