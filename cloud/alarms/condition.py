@@ -11,16 +11,18 @@ reading's time, or with the clock by the engine's ticker.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 GOOD, UNCERTAIN, BAD = 0, 1, 2
 
 ChangeKind = Literal["activate", "return"]
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One sample as evaluators see it: numeric ``value`` or ``text``, and its quality code."""
+class Reading(NamedTuple):
+    """One sample as evaluators see it: numeric ``value`` or ``text``, and its quality code.
+
+    (A named tuple rather than a dataclass: one is made per sample, and tuples are cheap.)
+    """
 
     ts_ms: int
     value: float | None
@@ -61,8 +63,7 @@ class Change:
     detail: str  # e.g. "above its high limit"; the engine adds machine, metric and units
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """The condition after a reading or a tick, and the changes it produced (oldest first)."""
 
     condition: Condition

@@ -11,7 +11,7 @@ with its own samples, not with the clock, until a live sample arrives.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cloud.alarms.condition import Change, Condition, Reading
 from cloud.alarms.kinds import EVALUATORS
@@ -20,7 +20,7 @@ from cloud.alarms.points import DeviceKey, MachineInfo, PointSpec, SeriesInfo, s
 from cloud.alarms.transitions import PointChange
 from cloud.machine_state.derive import Reading as StateReading
 from cloud.machine_state.derive import canonical_state, raw_code
-from protocols.wire import Topic, Value
+from protocols.wire import Topic
 from protocols.wire.codec import DataRows
 
 _QUALITY = {"good": 0, "uncertain": 1, "bad": 2}
@@ -35,6 +35,10 @@ class Point:
     spec: PointSpec
     condition: Condition
     historical: bool = False
+    on_reading: OnReading = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.on_reading = EVALUATORS[self.spec.rule.kind].on_reading
 
 
 def to_reading(ts_ms: int, value: object, quality: str | int) -> Reading:
@@ -191,45 +195,70 @@ class Evaluation:
         outcome = step(point.spec.rule, point.condition, reading, point.spec.context)
         point.condition = outcome.condition
         point.historical = late
+        if not outcome.changes:
+            return []
         return [
             PointChange(point.spec, change, message_of(point.spec, change, late), late)
             for change in outcome.changes
         ]
 
     def on_stored(self, stored: Iterable[tuple[Topic, DataRows]]) -> list[PointChange]:
-        """Evaluate the samples of stored data messages in source-time order."""
-        flat: list[tuple[int, DeviceKey, str, Value, str, bool]] = []
+        """Evaluate the samples of stored data messages in source-time order.
+
+        Device-wide points (stale device) only need the newest sample of their device in the
+        batch, and get just that one.
+        """
+        flat: list[tuple[int, SeriesKey, Reading, bool]] = []
+        newest: dict[DeviceKey, tuple[Reading, bool]] = {}
+        by_series, state_metric = self._by_series, self._state_metric
         for topic, rows in stored:
             device = (topic.edge, topic.device or "")
             if device not in self.machines:
                 continue
-            watched = device in self._by_device or device in self._state_metric
+            late = rows.historical
             latest = self.latest.setdefault(device, {})
+            state = state_metric.get(device)
+            top: Reading | None = None
             for metric, ts_ms, value, quality, _reason in rows.samples:
+                reading = to_reading(ts_ms, value, quality)
                 held = latest.get(metric)
                 if held is None or ts_ms > held.ts_ms:
-                    latest[metric] = to_reading(ts_ms, value, quality)
-                if watched or (*device, metric) in self._by_series:
-                    flat.append((ts_ms, device, metric, value, quality, rows.historical))
+                    latest[metric] = reading
+                if top is None or ts_ms > top.ts_ms:
+                    top = reading
+                key = (topic.edge, device[1], metric)
+                if key in by_series or metric == state:
+                    flat.append((ts_ms, key, reading, late))
+            if top is not None and device in self._by_device:
+                held_top = newest.get(device)
+                if held_top is None or top.ts_ms > held_top[0].ts_ms:
+                    newest[device] = (top, late)
         flat.sort(key=lambda s: s[0])
         changes: list[PointChange] = []
-        for ts_ms, device, metric, value, quality, late in flat:
-            series_key = (*device, metric)
-            last = self.last_ts.get(series_key)
+        last_ts = self.last_ts
+        for ts_ms, key, reading, late in flat:
+            last = last_ts.get(key)
             if last is not None and ts_ms <= last:
                 self.ignored_old += 1
                 continue
-            self.last_ts[series_key] = ts_ms
+            last_ts[key] = ts_ms
             self.evaluated += 1
-            reading = to_reading(ts_ms, value, quality)
-            for point in self._by_series.get(series_key, ()):
-                changes += self._apply(point, EVALUATORS[point.spec.rule.kind].on_reading,
-                                       reading, late)  # fmt: skip
-            for point in self._by_device.get(device, ()):
-                changes += self._apply(point, EVALUATORS[point.spec.rule.kind].on_reading,
-                                       reading, late)  # fmt: skip
-            if self._state_metric.get(device) == metric:
+            for point in by_series.get(key, ()):
+                spec = point.spec
+                outcome = point.on_reading(spec.rule, point.condition, reading, spec.context)
+                point.condition = outcome.condition
+                point.historical = late
+                if outcome.changes:
+                    changes += [
+                        PointChange(spec, change, message_of(spec, change, late), late)
+                        for change in outcome.changes
+                    ]
+            device = (key[0], key[1])
+            if state_metric.get(device) == key[2]:
                 changes += self._on_state_sample(self.machines[device], reading, late)
+        for device, (reading, late) in newest.items():
+            for point in self._by_device.get(device, ()):
+                changes += self._apply(point, point.on_reading, reading, late)
         return changes
 
     def _on_state_sample(

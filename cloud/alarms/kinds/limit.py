@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cloud.alarms.condition import BAD, Change, Condition, Delays, Outcome, Reading, expire, observe
+from cloud.alarms.condition import (
+    BAD,
+    Change,
+    Condition,
+    Delays,
+    Outcome,
+    Reading,
+    expire,
+    has_timer,
+    observe,
+)
 from cloud.alarms.kinds.base import Evaluator, PointContext, number
 from cloud.alarms.rules import AlarmRule
 
@@ -16,13 +26,16 @@ _WORDS = {
 }
 
 
+_UPPER = frozenset(("high", "high_high"))
+
+
 def is_upper(kind: str) -> bool:
-    return kind in ("high", "high_high")
+    return kind in _UPPER
 
 
 def abnormal(kind: str, value: float, limit: float, deadband: float, active: bool) -> bool:
     """Beyond the limit; once active, it must come back past the deadband to be normal again."""
-    if is_upper(kind):
+    if kind in _UPPER:
         return value > (limit - deadband if active else limit)
     return value < (limit + deadband if active else limit)
 
@@ -39,6 +52,16 @@ def on_reading(
     rule: AlarmRule, condition: Condition, reading: Reading, ctx: PointContext
 ) -> Outcome:
     """A numeric reading against the limit; bad or non-numeric readings stop the delay timers."""
+    if (
+        condition.pending_since_ms is None
+        and condition.clearing_since_ms is None
+        and ctx.limit is not None
+        and reading.value is not None
+        and reading.quality < BAD
+        and abnormal(rule.kind, reading.value, ctx.limit, ctx.deadband, condition.active)
+        == condition.active
+    ):
+        return Outcome(condition)  # no timer running and nothing changes: the common case
     timing = delays(rule)
     first = expire(condition, reading.ts_ms, timing)
     held = first.condition
@@ -51,6 +74,8 @@ def on_reading(
 
 
 def on_time(rule: AlarmRule, condition: Condition, now_ms: int, _ctx: PointContext) -> Outcome:
+    if not has_timer(condition):
+        return Outcome(condition)  # nothing can happen without a running delay
     return expire(condition, now_ms, delays(rule))
 
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cloud.alarms.condition import Change, Condition, Delays, Outcome, Reading, expire, observe
+from cloud.alarms.condition import (
+    Change,
+    Condition,
+    Delays,
+    Outcome,
+    Reading,
+    expire,
+    has_timer,
+    observe,
+)
 from cloud.alarms.kinds.base import Evaluator, PointContext, no_reading, seconds
 from cloud.alarms.rules import AlarmRule
 
@@ -32,6 +41,8 @@ def on_state(rule: AlarmRule, condition: Condition, reading: Reading,
 
 
 def on_time(rule: AlarmRule, condition: Condition, now_ms: int, _ctx: PointContext) -> Outcome:
+    if not has_timer(condition):
+        return Outcome(condition)  # nothing can happen without a running delay
     return expire(condition, now_ms, _delays(rule))
 
 

@@ -21,6 +21,10 @@ FILE_RULES = (
               priority="high", help=HelpText(cause="c", consequence="q", action="a")),
     AlarmRule(name="pressure_low", kind="low", metric="pressure", limit=2.0, priority="low",
               machines={"lines": ["Line 2"]}),
+    # the file replaces a built-in rule by name; here it takes it out of service (its 2 s
+    # on-delay on the same temperature would otherwise race the test's clock)
+    AlarmRule(name="builtin_limit_high", kind="high", metric_role="temperature",
+              limit="profile", enabled=False),
 )  # fmt: skip
 
 
@@ -118,6 +122,8 @@ def test_rule_crud(setup):
     rules = {r["name"]: r for r in client.get("/api/alarm-rules").json()}
     assert rules["temp_high"]["source"] == "file"
     assert rules["builtin_machine_down"]["source"] == "builtin"
+    assert rules["builtin_limit_high"]["source"] == "file"
+    assert rules["builtin_limit_high"]["rule"]["enabled"] is False
     new = {"name": "vib_fast", "kind": "rate_of_change", "metric_role": "vibration",
            "rate_per_s": 0.5, "priority": "critical", "roles": ["maintenance"]}  # fmt: skip
     created = client.post("/api/alarm-rules", json=new, params={"user": "hal"})
