@@ -143,11 +143,16 @@ def test_production_mosquitto_enforces_auth_and_the_per_edge_acl(tmp_path: Path)
         edge.publish("forgeline/v1/plant/edge-2/cnc-01/data", b"not mine", qos=1).wait_for_publish(
             5
         )
+        # alarm notifications are the cloud's to send, never an edge's
+        edge.publish("forgeline/v1/plant/_alarm", b"edge alarm", qos=1).wait_for_publish(5)
+        cloud.publish("forgeline/v1/plant/_alarm", b"cloud alarm", qos=1).wait_for_publish(5)
         edge.publish("forgeline/v1/plant/edge-1/cnc-01/data", b"last", qos=1).wait_for_publish(5)
         wait_for(lambda: any(p == b"last" for _, p in seen), 10, "the edge's own messages")
+        wait_for(lambda: any(p == b"cloud alarm" for _, p in seen), 10, "the cloud's alarm")
         payloads = [p for _, p in seen]
         assert b"mine" in payloads
         assert b"not mine" not in payloads
+        assert b"edge alarm" not in payloads
         # a wrong password is refused by the broker
         refusals: list[Any] = []
         intruder = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
