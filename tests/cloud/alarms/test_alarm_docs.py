@@ -38,3 +38,25 @@ def test_the_docs_configuration_example_is_valid(tmp_path):
 
     config = CloudConfig.model_validate(yaml.safe_load(block))
     assert (config.alarm_tick_s, config.operator_position) == (1.0, "line")
+
+
+def test_build_alarm_engine_reads_the_rules_file_named_in_the_config(tmp_path):
+    import pytest
+
+    from cloud.alarms.engine import build_alarm_engine
+    from cloud.db import create_engine_for
+    from protocols.errors import ProfileError
+    from tests.cloud.alarms.conftest import CollectingNotifier
+
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'f.db'}")  # not connected: no I/O yet
+    config = CloudConfig(alarm_rules_file=ROOT / "deploy" / "alarm-rules.sample.yaml",
+                         alarm_builtin_rules=False, alarm_tick_s=0.5, operator_position="area")  # fmt: skip
+    alarms = build_alarm_engine(config, engine, CollectingNotifier())
+    assert len(alarms.file_rules) == 10
+    assert (alarms.builtin, alarms.tick_s, alarms.operator_position) == (False, 0.5, "area")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules:\n  - name: x\n    kind: hot\n")
+    with pytest.raises(ProfileError, match=r"broken.yaml:3: rules\[0\].kind"):
+        build_alarm_engine(config.model_copy(update={"alarm_rules_file": broken}), engine,
+                           CollectingNotifier())  # fmt: skip
+    engine.dispose()
