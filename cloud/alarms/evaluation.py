@@ -52,7 +52,7 @@ def to_reading(ts_ms: int, value: object, quality: str | int) -> Reading:
 
 
 def message_of(spec: PointSpec, change: Change, late: bool) -> str:
-    """ "Press 1 temperature 192.4 °C above its high limit 190 °C" (``late: `` for backlog)."""
+    """Word a change for people: ``Press 1 temperature 192.4 °C above its high limit 190 °C``."""
     words = EVALUATORS[spec.rule.kind].describe(spec.rule, change, spec.unit)
     subject = spec.machine.name if spec.metric is None else f"{spec.machine.name} {spec.metric}"
     if spec.rule.kind == "state_duration" or spec.rule.watches_device:
