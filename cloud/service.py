@@ -1,4 +1,10 @@
-"""The cloud process: migrate the database, run the ingest worker and serve the API (uvicorn).
+"""The cloud process: migrate the database, run ingest, alarms, notifications, OEE roll-ups and
+serve the API (uvicorn).
+
+Start order: the notification dispatcher, the alarm engine (it hands notifications to the
+dispatcher), the ingest worker (it hands each stored batch to the alarm engine), the OEE
+runtime (shift calendars file, roll-up scheduler), the command publisher, the API. Stop order is
+the reverse, so nothing is handed to a part that has already stopped.
 
 ``CloudService`` is the programmatic handle (start / stop, the API's bound port); ``run_cloud``
 runs it in the foreground until SIGTERM, SIGINT or ``stop_event``.
@@ -16,12 +22,15 @@ from typing import Any
 import uvicorn
 from sqlalchemy import Engine
 
+from cloud.alarms.engine import AlarmEngine, build_alarm_engine
 from cloud.api.app import create_app
 from cloud.commands import CommandPublisher
 from cloud.config import CloudConfig
 from cloud.db import create_engine_for, migrate
 from cloud.errors import CloudError
 from cloud.ingest.worker import IngestWorker
+from cloud.notify.dispatcher import Dispatcher, build_dispatcher
+from cloud.oee.runtime import OeeRuntime
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,9 @@ class CloudService:
         self.config = config
         self.engine: Engine | None = None
         self.worker: IngestWorker | None = None
+        self.notifier: Dispatcher | None = None
+        self.alarms: AlarmEngine | None = None
+        self.oee: OeeRuntime | None = None
         self.commands: CommandPublisher | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -55,11 +67,24 @@ class CloudService:
         url = self.config.database_url
         migrate(url)
         self.engine = create_engine_for(url)
-        self.worker = IngestWorker(self.config, self.engine)
+        self.notifier = build_dispatcher(self.config, self.engine)
+        self.notifier.start()
+        self.alarms = build_alarm_engine(self.config, self.engine, self.notifier)
+        self.alarms.start()
+        self.worker = IngestWorker(self.config, self.engine, observers=[self.alarms.observe])
         self.worker.start()
+        self.oee = OeeRuntime(self.config, self.engine)
+        self.oee.start()
         self.commands = CommandPublisher(self.config)
         self.commands.start()
-        app = create_app(self.engine, worker=self.worker, commands=self.commands)
+        app = create_app(
+            self.engine,
+            worker=self.worker,
+            commands=self.commands,
+            notifier=self.notifier,
+            alarms=self.alarms,
+            config=self.config,
+        )
         self._server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -88,11 +113,20 @@ class CloudService:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
-        if self.worker is not None:
-            self.worker.stop(timeout)
         if self.commands is not None:
             self.commands.stop()
             self.commands = None
+        if self.oee is not None:
+            self.oee.stop()
+            self.oee = None
+        if self.worker is not None:
+            self.worker.stop(timeout)
+        if self.alarms is not None:
+            self.alarms.stop(timeout)
+            self.alarms = None
+        if self.notifier is not None:
+            self.notifier.stop(timeout)
+            self.notifier = None
         if self.engine is not None:
             self.engine.dispose()
         self._server = self._thread = self.worker = self.engine = None

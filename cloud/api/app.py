@@ -39,9 +39,16 @@ def create_app(
     commands: CommandPublisher | None = None,
     notifier: Dispatcher | None = None,
     alarms: AlarmEngine | None = None,
+    config: CloudConfig | None = None,
 ) -> FastAPI:
-    """The REST API over the database of ``source`` (a config, or an engine the caller owns)."""
+    """The REST API over the database of ``source`` (a config, or an engine the caller owns).
+
+    ``config`` gives the settings (e.g. OEE's) when ``source`` is an engine; a ``CloudConfig``
+    source is its own config.
+    """
     owns_engine = isinstance(source, CloudConfig)
+    if isinstance(source, CloudConfig):
+        config = source
     engine = create_engine_for(source.database_url) if isinstance(source, CloudConfig) else source
 
     @asynccontextmanager
@@ -52,7 +59,10 @@ def create_app(
 
     app = FastAPI(
         title="forgeline cloud",
-        description="Machines, their state and time series, and the ingest pipeline.",
+        description=(
+            "Machines, their state and time series, OEE and the ISO 22400 KPIs, alarms and "
+            "their notifications, and the ingest pipeline."
+        ),
         version="0.1.0",
         lifespan=lifespan,
     )
@@ -61,7 +71,7 @@ def create_app(
     app.state.store = SqlTimeSeriesStore(engine)
     app.state.worker = worker
     app.state.commands = commands
-    app.state.oee_settings = OeeSettings.from_config(source if owns_engine else None)
+    app.state.oee_settings = OeeSettings.from_config(config)
     app.state.notifier = notifier  # alarm notifications: deliveries API and the WebSocket stream
     app.state.alarms = alarms  # the running alarm engine (rule sources, wake after API edits)
 
