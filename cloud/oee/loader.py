@@ -134,8 +134,10 @@ def load_spans(
         if start is not None
     ]
     # (an OR of key equalities: SQLite does not use the index for a row-value IN list)
-    by_key = or_(*(and_(_si.c.machine_id == m, _si.c.start_ms == t) for m, t in keys))
-    rows = list(conn.execute(select(*cols).where(by_key))) if keys else []
+    rows = []
+    if keys:
+        by_key = or_(*(and_(_si.c.machine_id == m, _si.c.start_ms == t) for m, t in keys))
+        rows = list(conn.execute(select(*cols).where(by_key)))
     rest = select(*cols).where(
         _si.c.machine_id.in_(ids), _si.c.start_ms >= from_ms, _si.c.start_ms < to_ms
     )
