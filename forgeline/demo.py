@@ -1,9 +1,11 @@
 """``forgeline demo``: the whole plant on one machine, each part in its own process.
 
 Order of start: broker (embedded amqtt unless ``--mqtt-url``), simulators (they write the
-endpoints file), cloud (ingest + API), edge agent (its config made from the endpoints). At the
-end the edge is stopped first and drains its log, then the accounting is taken from the edge's
-log and the cloud's database, then everything else stops.
+endpoints file), cloud (ingest, alarms, notifications, OEE, API), edge agent (its config made
+from the endpoints). The live view shows each machine's state, key values, OEE since the demo
+started and open alarms. At the end the edge is stopped first and drains its log, then the
+accounting is taken from the edge's log and the cloud's database, OEE and the alarms raised are
+read from the API, then everything else stops.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from forgeline.processes import Child, free_port, port_open, wait_for
 log = logging.getLogger("forgeline.demo")
 
 EDGE_ID = "edge-1"
+_REPORTED_ALARM_FIELDS = (
+    "id", "rule", "kind", "priority", "machine", "metric", "value", "limit", "message", "state",
+    "raised_ms", "cleared_ms", "activations",
+)  # fmt: skip
+OEE_REFRESH_S = 3.0  # the live view asks for OEE this often (one request per machine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +121,61 @@ class _EdgeStatus:
         self._client.loop_stop()
 
 
-def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[str, Any],
-            elapsed: float) -> Any:  # fmt: skip
+def _since(started_ms: int) -> str:
+    return f"from={started_ms}&to={time.time_ns() // 1_000_000}"
+
+
+def _oee_by_machine(api: str, machines: list[dict[str, Any]], started_ms: int) -> dict[int, Any]:
+    """Each machine's OEE over the demo so far (``GET /api/oee/machines/{id}``), by machine id."""
+    out: dict[int, Any] = {}
+    for machine in machines:
+        with contextlib.suppress(OSError, ValueError):
+            out[machine["id"]] = _get_json(
+                f"{api}/api/oee/machines/{machine['id']}?{_since(started_ms)}"
+            )
+    return out
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _oee_cell(oee: dict[str, Any] | None) -> str:
+    if not oee:
+        return ""
+    k = oee["kpis"]
+    return (
+        f"{_percent(k['oee'])} (A {_percent(k['availability'])} E {_percent(k['effectiveness'])}"
+        f" Q {_percent(k['quality_ratio'])})"
+    )
+
+
+def _alarm_table(alarms: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
+    table = Table(title=f"open alarms: {len(alarms)}", expand=False, title_justify="left")
+    for column in ("priority", "machine", "state", "since", "alarm"):
+        table.add_column(column)
+    now_ms = time.time_ns() // 1_000_000
+    for alarm in alarms[:8]:
+        table.add_row(
+            alarm["priority"], alarm["machine"], alarm["state"],
+            f"{(now_ms - alarm['raised_ms']) / 1000:.0f} s ago", alarm["message"],
+        )  # fmt: skip
+    return table
+
+
+def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[str, Any],
+            elapsed: float, oee: dict[int, Any] | None = None,
+            alarms: list[dict[str, Any]] | None = None) -> Any:  # fmt: skip
+    from rich.console import Group
+    from rich.table import Table
+
+    oee = oee or {}
+    alarms = alarms or []
     table = Table(title=f"forgeline demo · {elapsed:5.0f} s · Ctrl-C to stop", expand=False)
-    for column in ("machine", "line", "protocol", "state", "key values", "samples/s", "link"):
+    for column in ("machine", "line", "protocol", "state", "key values", "OEE since start",
+                   "alarms", "samples/s", "link"):  # fmt: skip
         table.add_column(column)
     for m in machines:
         device = m.get("device") or m.get("id")
@@ -135,10 +191,11 @@ def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[
             )
             shown.append(f"{v['metric']}={text}{v.get('unit') or ''}")
         link = health.get(f"{device}.link_up")
+        open_alarms = sum(1 for a in alarms if a.get("machine_id") == m.get("id"))
         table.add_row(
             str(m.get("name") or device), str(m.get("line") or ""), str(m.get("protocol") or ""),
-            str(m.get("state") or "?"), "  ".join(shown),
-            str(health.get(f"{device}.samples_per_s", "")),
+            str(m.get("state") or "?"), "  ".join(shown), _oee_cell(oee.get(m.get("id", -1))),
+            str(open_alarms or ""), str(health.get(f"{device}.samples_per_s", "")),
             "up" if link == 1 else ("DOWN" if link == 0 else "?"),
         )  # fmt: skip
     table.caption = (
@@ -146,7 +203,7 @@ def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[
         f"stored samples: {stats.get('stored_samples', '?')} · "
         f"duplicates: {stats.get('duplicates', '?')} · dead letters: {stats.get('dead_letters', '?')}"
     )
-    return table
+    return Group(table, _alarm_table(alarms)) if alarms else table
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -207,8 +264,9 @@ def run_demo(options: DemoOptions) -> int:
         status = _EdgeStatus(mqtt_url)
         print(f"forgeline demo running: API {api}/docs · logs in {logs} · broker {mqtt_url}",
               flush=True)  # fmt: skip
-        _watch(options, api, status, children, stop)
-        return _finish(options, edge, db_url, data_dir, edge_data, protocols, api)
+        started_ms = time.time_ns() // 1_000_000
+        _watch(options, api, status, children, stop, started_ms)
+        return _finish(options, edge, db_url, data_dir, edge_data, protocols, api, started_ms)
     except (TimeoutError, RuntimeError) as exc:
         log.error("demo failed: %s", exc)
         return 1
@@ -222,9 +280,11 @@ def run_demo(options: DemoOptions) -> int:
 
 
 def _watch(options: DemoOptions, api: str, status: _EdgeStatus, children: list[Child],
-           stop: threading.Event) -> None:  # fmt: skip
+           stop: threading.Event, started_ms: int) -> None:  # fmt: skip
     """Show the live view until the duration is up, Ctrl-C, SIGTERM, or a part dies."""
     started = time.monotonic()
+    oee: dict[int, Any] = {}
+    last_oee = -OEE_REFRESH_S
     live = None
     if options.live:
         from rich.live import Live
@@ -241,17 +301,25 @@ def _watch(options: DemoOptions, api: str, status: _EdgeStatus, children: list[C
                 child.check()
             machines: list[dict[str, Any]] = []
             stats: dict[str, Any] = {}
+            alarms: list[dict[str, Any]] = []
             with contextlib.suppress(OSError, ValueError):
                 machines = _get_json(f"{api}/api/machines")
                 stats = _get_json(f"{api}/api/ingest/stats")
+                alarms = _get_json(f"{api}/api/alarms")
+            if elapsed - last_oee >= OEE_REFRESH_S:
+                last_oee = elapsed
+                oee = _oee_by_machine(api, machines, started_ms)
             if live is not None:
-                live.update(_render(machines, status.health, stats, elapsed))
+                live.update(_render(machines, status.health, stats, elapsed, oee, alarms))
             elif elapsed - last_line >= 5:
                 last_line = elapsed
+                site = [k["kpis"]["oee"] for k in oee.values() if k["kpis"]["oee"] is not None]
                 log.info(
-                    "progress: elapsed_s=%.0f machines=%d stored_samples=%s edge_buffer=%s",
+                    "progress: elapsed_s=%.0f machines=%d stored_samples=%s edge_buffer=%s "
+                    "open_alarms=%d mean_machine_oee=%s",
                     elapsed, len(machines), stats.get("stored_samples"),
-                    status.health.get("buffer_messages"),
+                    status.health.get("buffer_messages"), len(alarms),
+                    f"{sum(site) / len(site):.2f}" if site else "n/a",
                 )  # fmt: skip
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -261,8 +329,39 @@ def _watch(options: DemoOptions, api: str, status: _EdgeStatus, children: list[C
             live.stop()
 
 
+def _oee_summary(oee: dict[str, Any]) -> dict[str, Any]:
+    """The report's view of a machine's OEE: the KPIs with the time elements they came from."""
+    kpis = oee["kpis"]
+    return {
+        "window": oee["window"],
+        **{key: kpis[key] for key in (
+            "oee", "availability", "effectiveness", "quality_ratio", "nee",
+            "technical_efficiency", "setup_rate", "scrap_ratio", "mtbf_s", "mttr_s",
+        )},
+        "time_elements": kpis["time_elements"],
+        "quantities": kpis["quantities"],
+        "reasons": kpis["reasons"],
+    }  # fmt: skip
+
+
+def _production_report(api: str, started_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """OEE per device since the demo started, and every alarm raised since then."""
+    machines = _get_json(f"{api}/api/machines")
+    oee = {
+        m["device"]: _oee_summary(found)
+        for m in machines
+        if (found := _oee_by_machine(api, [m], started_ms).get(m["id"])) is not None
+    }
+    alarms = [
+        {key: a[key] for key in _REPORTED_ALARM_FIELDS}
+        for a in _get_json(f"{api}/api/alarms?state=all&limit=10000")
+        if a["raised_ms"] >= started_ms - 60_000  # a demo database may be reused
+    ]
+    return oee, alarms
+
+
 def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge_data: Path,
-            protocols: dict[str, str], api: str) -> int:  # fmt: skip
+            protocols: dict[str, str], api: str, started_ms: int) -> int:  # fmt: skip
     """Stop the edge (it drains its log), take the accounting, write the report."""
     from edge.agent import outbox_path
 
@@ -275,13 +374,28 @@ def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge
             k: int(v) for k, v in (stats.get("duplicate_samples_by_device") or {}).items()
         }
     report = account(db_url, EDGE_ID, outbox_path(edge_data), protocols, duplicates)
+    oee: dict[str, Any] = {}
+    alarms: list[dict[str, Any]] = []
+    try:
+        oee, alarms = _production_report(api, started_ms)
+    except (OSError, ValueError) as error:
+        log.error("could not read OEE and alarms from %s for the report: %s", api, error)
+    for machine in report["machines"]:
+        machine["oee"] = oee.get(machine["machine"])
+        machine["alarms_raised"] = sum(1 for a in alarms if a["machine"] == machine["machine"])
+    report["alarms"] = alarms
     totals = report["totals"]
+    totals["alarms_raised"] = len(alarms)
     print(
         f"demo finished: read={totals['read']} published={totals['published']} "
         f"stored={totals['stored']} duplicates={totals['duplicates']} "
-        f"pending={totals['pending']} lost={totals['lost']}",
+        f"pending={totals['pending']} lost={totals['lost']} alarms_raised={len(alarms)}",
         flush=True,
     )
+    for device, summary in sorted(oee.items()):
+        print(f"  {device}: OEE {_percent(summary['oee'])} (A {_percent(summary['availability'])}"
+              f" E {_percent(summary['effectiveness'])} Q {_percent(summary['quality_ratio'])})",
+              flush=True)  # fmt: skip
     if options.report is not None:
         options.report.parent.mkdir(parents=True, exist_ok=True)
         options.report.write_text(json.dumps(report, indent=2) + "\n")

@@ -22,7 +22,13 @@ def test_demo_is_built_in_and_covers_both_protocols() -> None:
     assert len(machines) >= 6
     protocols = {resolve_profile(m.profile).protocol for _, m in machines}
     assert protocols == {"modbus_tcp", "opcua"}
-    assert all(not m.faults for _, m in machines)
+    # one scheduled fault, so that the demo shows an alarm in its first minute
+    faults = [(m.device_id, f) for _, m in machines for f in m.faults]
+    assert [(device, f.kind, f.metric) for device, f in faults] == [
+        ("press-01", "excursion", "nozzle_temperature")
+    ]
+    assert faults[0][1].value is not None
+    assert faults[0][1].value > 190.0  # the profile's high limit
     assert 0.2 <= demo.step_s <= 0.5
 
 
