@@ -160,7 +160,7 @@ def test_observe_never_blocks_ingest_even_when_the_engine_is_stuck(db_engine, en
         started = time.perf_counter()
         alarms.observe(batch)
         took.append(time.perf_counter() - started)
-    assert max(took) < 0.05  # a hand-off (µs), never a wait for the engine (blocked for 10 s)
+    assert max(took) < 1.0  # a hand-off (µs), never a wait for the engine (blocked for 10 s)
     assert alarms.counters.snapshot()["dropped_batches"] > 0  # counted, not waited for
     notifier.release.set()
     alarms.flush()

@@ -32,7 +32,8 @@ def test_records_wait_for_the_database_and_the_newest_state_wins(tmp_path):
         recorder.record(record("a" * 32, "pending", 0))
         recorder.record(record("a" * 32, "pending", 1, "HTTP 500"))
         recorder.record(record("b" * 32, "failed", 0, "not sent: the dispatcher stopped"))
-        assert time.perf_counter() - started < 0.01  # queued, not written, by the caller
+        # queued, not written, by the caller: a write would wait out its retries (0.2 s each)
+        assert time.perf_counter() - started < 0.15
         wait_until(lambda: recorder.snapshot()["write_errors"] >= 1, what="a failed write")
         assert recorder.snapshot()["queued"] == 3
 
