@@ -439,6 +439,7 @@ class EdgeAgent:
                     for code, fault in profile.fault_codes.items()
                 },
                 state_rules=tuple(StateRuleText(r.state, r.when) for r in profile.state_rules),
+                counter_rollover=profile.workarounds.counter_rollover,
             )
             topic = Topic.device_topic(TopicKind.BIRTH, cfg.site, cfg.edge_id, device.settings.id)
             self.link.publish(str(topic), self.codec.encode(birth), retain=True)

@@ -72,6 +72,8 @@ class Machine(Base):
     fault_codes: Mapped[dict[str, dict[str, str]] | None] = mapped_column(JSON)
     # ordered [{"state": "running", "when": "spindle_speed > 0 and door_closed"}, ...]
     state_rules: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    # the profile's workarounds.counter_rollover: counters wrap to 0 after this value
+    counter_rollover: Mapped[int | None] = mapped_column(BigInteger)
     placed_by: Mapped[str] = mapped_column(String(16), default=PLACED_BY_BIRTH)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)

@@ -95,6 +95,7 @@ def upsert_machine_from_birth(
             for code, f in birth.fault_codes.items()
         },
         "state_rules": state_rules or None,
+        "counter_rollover": birth.counter_rollover,
         "updated_ms": now_ms,
     }
     if row.placed_by == PLACED_BY_BIRTH:

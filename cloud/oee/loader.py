@@ -51,6 +51,12 @@ class MachineInfo:
         return self.params.calendar
 
 
+def _rollover(setting: int | None, profile: int | None) -> int | None:
+    """The machine's own setting, else its profile's ``workarounds.counter_rollover``."""
+    chosen = setting if setting is not None else profile
+    return None if chosen is None else int(chosen)
+
+
 def load_machines(
     conn: Connection,
     settings: OeeSettings,
@@ -65,6 +71,7 @@ def load_machines(
         _machine.c.line_id, _machine.c.fault_codes, _machine.c.ideal_cycle_time_s,
         _machine.c.units_per_cycle, _settings.c.ideal_cycle_time_s.label("override_cycle_s"),
         _settings.c.micro_stop_s, _settings.c.counter_rollover,
+        _machine.c.counter_rollover.label("profile_rollover"),
     ).outerjoin(_settings, _settings.c.machine_id == _machine.c.id)  # fmt: skip
     if machine_ids is not None:
         query = query.where(_machine.c.id.in_(sorted(set(machine_ids))))
@@ -91,7 +98,7 @@ def load_machines(
             ideal_cycle_time_s=cycle,
             units_per_cycle=int(r.units_per_cycle or 1),
             micro_stop_ms=micro_ms,
-            counter_rollover=None if r.counter_rollover is None else int(r.counter_rollover),
+            counter_rollover=_rollover(r.counter_rollover, r.profile_rollover),
         )
         out.append(
             MachineInfo(

@@ -149,6 +149,7 @@ def to_dict(message: Message) -> dict[str, Any]:
                     for code, f in message.fault_codes.items()
                 },
                 "state_rules": [{"state": r.state, "when": r.when} for r in message.state_rules],
+                "counter_rollover": message.counter_rollover,
             }
         case StatusMessage():
             return head | {
@@ -340,6 +341,7 @@ def _birth(r: _Reader) -> BirthMessage:
         line=r.string("line", optional=True),
         fault_codes=_read_faults(r.mapping("faults", optional=True)),
         state_rules=_read_state_rules(r),
+        counter_rollover=r.integer("counter_rollover", optional=True),
     )
 
 

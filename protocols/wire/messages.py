@@ -116,7 +116,7 @@ class StateRuleText:
 class BirthMessage:
     """A device's metric definitions, state mapping, fault texts and placement hints (retained).
 
-    ``fault_codes`` and ``state_rules`` were added to v1 as optional fields: a v1 reader that
+    ``fault_codes``, ``state_rules`` and ``counter_rollover`` were added to v1 as optional fields: a v1 reader that
     does not know them ignores them, and a birth without them reads as empty.
     """
 
@@ -132,6 +132,7 @@ class BirthMessage:
     line: str | None = None
     fault_codes: dict[str, FaultText] = field(default_factory=dict)
     state_rules: tuple[StateRuleText, ...] = ()
+    counter_rollover: int | None = None  # the device's counters wrap to 0 after this value
 
 
 @dataclass(frozen=True, slots=True)

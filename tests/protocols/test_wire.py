@@ -82,6 +82,7 @@ births = st.builds(
                   category=st.sampled_from(["breakdown", "tooling", "material"])),
         max_size=4,
     ),
+    counter_rollover=st.one_of(st.none(), st.integers(1, 2**32)),
     state_rules=st.lists(
         st.builds(StateRuleText, state=st.sampled_from(["running", "down", "idle"]),
                   when=st.one_of(st.none(), st.just("speed > 0 and door_closed"))),

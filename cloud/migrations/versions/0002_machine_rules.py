@@ -1,4 +1,4 @@
-"""Machines learn their fault-code texts and state rules from the device birth.
+"""Machines learn their fault-code texts, state rules and counter rollover from the device birth.
 
 Revision ID: 0002
 Revises: 0001
@@ -22,9 +22,11 @@ def upgrade() -> None:
     with op.batch_alter_table("machine") as batch:
         batch.add_column(sa.Column("fault_codes", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("state_rules", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("counter_rollover", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("machine") as batch:
+        batch.drop_column("counter_rollover")
         batch.drop_column("state_rules")
         batch.drop_column("fault_codes")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
 
+from cloud.assets.models import Machine
 from cloud.db import writer_engine
+from cloud.ingest.writer import IngestWriter, ReceivedMessage
 from cloud.oee.calendar_schema import CalendarSpec
 from cloud.oee.kpi import compute_kpis
 from cloud.oee.losses import six_big_losses
@@ -16,7 +19,9 @@ from cloud.oee.rollup import roll_up
 from cloud.oee.service import current_oee, machine_oee, site_oee
 from cloud.oee.settings import OeeSettings
 from cloud.oee.store import MachineSettings, put_machine_settings, save_calendar
-from tests.cloud.oee.conftest import HOUR, T0
+from protocols.wire import TopicKind
+from tests.cloud.conftest import CODEC, Wire
+from tests.cloud.oee.conftest import HOUR, T0, birth
 
 S = 1000
 SETTINGS = OeeSettings()
@@ -159,3 +164,25 @@ def test_current_shift_of_every_machine(plant):
     assert press2.window.shift is not None
     assert press2.window.shift.key == "2026-03-02/day"
     assert press2.result.elements.apt_ms == NOW - T0
+
+
+def test_the_profiles_counter_rollover_comes_with_the_birth(db_engine):
+    # a 16-bit good counter that wraps: 65530 → 65535 (+5), → 3 (+1 to 0, +3) = 9 units;
+    # read as a reset, the drop would give 5 + 3 = 8
+    wire = Wire()
+    writer = IngestWriter(db_engine)
+    wrapping = replace(
+        CODEC.decode(TopicKind.BIRTH, birth(wire, "press9", "Line 9").payload),
+        counter_rollover=65535,
+    )
+    writer.write([
+        ReceivedMessage(wire.topic(TopicKind.BIRTH, "press9"), CODEC.encode(wrapping), 0),
+        wire.data("press9", [("state", T0, 2), ("good", T0, 65530), ("scrap", T0, 0),
+                             ("good", T0 + 60 * S, 65535), ("good", T0 + 120 * S, 3)]),
+    ])  # fmt: skip
+    with db_engine.connect() as conn:
+        machine_id = conn.execute(select(Machine.id).where(Machine.device == "press9")).scalar_one()
+        view = machine_oee(conn, SETTINGS, machine_id, T0, T0 + HOUR, NOW)
+    assert view.machine.params.counter_rollover == 65535
+    assert view.result.quantities.good == 9
+    assert view.result.counter_rollovers == 1
