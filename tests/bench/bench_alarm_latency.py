@@ -3,7 +3,7 @@
 Run by hand from the repository root (pytest collects ``test_*.py`` only, never this file)::
 
     .venv/bin/python tests/bench/bench_alarm_latency.py [--repeats 30] [--db sqlite|postgresql]
-        [--batch-max-ms MS] [--hold-s 4] [--step-s 0.05]
+        [--batch-max-ms MS] [--opcua-publishing-ms MS] [--hold-s 4] [--step-s 0.05]
 
 Every part is real and runs in its own process, as a plant runs it: Mosquitto, ``forgeline sim``
 (an OPC UA press, ``sole_injection_press``, and a Modbus TCP machining centre,
@@ -31,6 +31,10 @@ broker. After the run, the cloud's own records give the stage times in milliseco
 ``ingest_message.received_ms``, ``alarm_event.recorded_ms`` and
 ``notification_delivery.created_ms`` (routed). Progress goes to stderr, the result (machine,
 command, tables) to stdout as Markdown. Nothing here asserts a speed.
+
+Configuration to try, each reported with the figures: ``--batch-max-ms`` sets the cloud's ingest
+batch window (default 200 ms); ``--opcua-publishing-ms`` has the edge read the press through a
+copy of its profile whose subscription samples and publishes at that interval (default 500 ms).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import yaml
 from edge_kit import MosquittoBroker, machine_lines, progress, temp_dir, write_yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from scratch_db import PostgresScratch, ScratchServer, SqliteScratch
@@ -445,6 +450,8 @@ def row(label: str, what: str, values: Sequence[float], aim_ms: float | None) ->
 def report(runs: list[DeviceRun], records: CloudRecords, args: argparse.Namespace,
            db_name: str, db_version: str, batch_max_ms: int) -> str:  # fmt: skip
     aim_ms = POLL_S * 1000 + AIM_EXTRA_MS
+    press = load_profile(profile_path(TARGETS[0].profile)).opcua
+    opcua_ms = args.opcua_publishing_ms or (press.publishing_interval_ms if press else None)
     per_device = {run.target.protocol: stages(run, records) for run in runs}
     pooled: dict[str, list[float]] = {}
     for figures in per_device.values():
@@ -456,7 +463,8 @@ def report(runs: list[DeviceRun], records: CloudRecords, args: argparse.Namespac
         + "`",
         "",
         *machine_lines(["paho-mqtt", "SQLAlchemy", "asyncua", "pymodbus"]),
-        f"- database: {db_name} {db_version}; ingest `batch_max_ms` {batch_max_ms}",
+        f"- database: {db_name} {db_version}; ingest `batch_max_ms` {batch_max_ms}; OPC UA "
+        f"subscription sampling and publishing every {opcua_ms} ms",
         f"- poll interval {POLL_S:g} s; aim p99 ≤ poll + {AIM_EXTRA_MS:.0f} ms = {aim_ms:,.0f} ms; "
         f"simulator step {args.step_s:g} s; excursions held {args.hold_s:g} s",
         "",
@@ -512,6 +520,14 @@ def cloud_config(work: Path, broker: MosquittoBroker, db_url: str, api_port: int
     return write_yaml(work / "cloud.yaml", config)
 
 
+def faster_subscription(work: Path, profile: str, interval_ms: int) -> Path:
+    """A copy of an OPC UA profile whose subscription samples and publishes every
+    ``interval_ms`` (the edge's side only: the model, tags and limits are unchanged)."""
+    document = yaml.safe_load(profile_path(profile).read_text(encoding="utf-8"))
+    document["opcua"].update(sampling_interval_ms=interval_ms, publishing_interval_ms=interval_ms)
+    return write_yaml(work / f"{profile}-{interval_ms}ms.yaml", document)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30, help="excursions per protocol")
@@ -520,6 +536,9 @@ def main() -> int:
                         help="the cloud's ingest batch window (default: the cloud's, 200)")  # fmt: skip
     parser.add_argument("--hold-s", type=float, default=4.0, help="how long an excursion lasts")
     parser.add_argument("--step-s", type=float, default=0.05, help="the simulator's step")
+    parser.add_argument("--opcua-publishing-ms", type=int, default=None,
+                        help="the edge subscribes to OPC UA machines with this sampling and "
+                             "publishing interval (default: the profile's, 500)")  # fmt: skip
     args = parser.parse_args()
     work = temp_dir("forgeline-bench-alarm-latency-")
     progress(f"work dir {work}")
@@ -565,9 +584,13 @@ def main() -> int:
         wire = WireWatch(broker.port)
         closers.append(wire.close)
         endpoints = json.loads(endpoints_file.read_text())
-        edge_file = write_yaml(
-            work / "edge.yaml", edge_config(endpoints, broker.url, work / "edge")
-        )
+        edge = edge_config(endpoints, broker.url, work / "edge")
+        if args.opcua_publishing_ms is not None:
+            for device in edge["devices"]:
+                if "endpoint_url" in device:  # OPC UA
+                    device["profile"] = str(faster_subscription(work, device["profile"],
+                                                                args.opcua_publishing_ms))  # fmt: skip
+        edge_file = write_yaml(work / "edge.yaml", edge)
         edge = Child("edge", ["edge", "--config", str(edge_file)], logs)
         children.append(edge)
         progress(f"plant up ({args.db}); {args.repeats} excursions per protocol after a warm-up")
