@@ -125,18 +125,29 @@ class DeviceCoordinator:
         return max(self.connect_timeout_s, self.poll_interval_s * 2)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set; never raises for a device failure."""
+        """Poll until ``stop`` is set; never raises for a device failure.
+
+        A driver with pushed changes (``changes``) is read as soon as they arrive, while it is
+        connected; a device that failed waits out its backoff whatever arrives.
+        """
         schedule = ScanSchedule.for_profile(self.profile, self.poll_interval_s, time.monotonic())
+        changes: asyncio.Event | None = getattr(self.driver, "changes", None)
         try:
             while not stop.is_set():
                 intervals = schedule.due(time.monotonic())
-                if intervals:
-                    if await self._poll_once(schedule.tags(intervals)):
-                        schedule.done(intervals, time.monotonic())
+                pushed = changes is not None and changes.is_set()
+                if changes is not None:
+                    changes.clear()
+                if intervals or (pushed and self._connected):
+                    due = schedule.tags(intervals) if intervals else frozenset()
+                    if await self._poll_once(due):
+                        if intervals:
+                            schedule.done(intervals, time.monotonic())
                     else:
                         delay = self.backoff.delay(self._failures, self._rng)
                         schedule.all_due_at(time.monotonic() + delay)
-                await _sleep_or_stop(stop, schedule.next_at() - time.monotonic())
+                wake = changes if self._connected else None
+                await _wait(stop, wake, schedule.next_at() - time.monotonic())
         finally:
             await self.driver.close()
 
@@ -199,3 +210,18 @@ async def _sleep_or_stop(stop: asyncio.Event, delay: float) -> None:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), delay)
+
+
+async def _wait(stop: asyncio.Event, changes: asyncio.Event | None, delay: float) -> None:
+    """Until ``delay`` is over, ``stop`` is set, or ``changes`` (if given) is set."""
+    if changes is None:
+        await _sleep_or_stop(stop, delay)
+        return
+    if delay <= 0 or changes.is_set():
+        return
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(changes.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -41,7 +41,12 @@ class Endpoint:
 
 
 class Driver(Protocol):
-    """One device connection."""
+    """One device connection.
+
+    A driver whose device pushes changes (OPC UA subscriptions) also has ``changes``, an
+    ``asyncio.Event`` it sets when changes have arrived; the coordinator then calls ``read``
+    at once (with ``due`` empty) instead of waiting for the next poll. Polling drivers have none.
+    """
 
     async def connect(self) -> None:
         """Open the link; raise DeviceUnreachable if the device cannot be reached."""

@@ -23,6 +23,7 @@ session and subscriptions, so a server restart is survived.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -122,6 +123,9 @@ class OpcUaDriver:
         self._polled: list[Tag] = []  # subscription mode: tags read on every call
         self._next_full_read = 0.0  # monotonic; 0 = due now
         self._last: dict[str, Sample] = {}  # subscription mode: the last sample returned per tag
+        # set when a subscription has queued a change: the coordinator reads at once instead
+        # of at its next poll, so a change costs the publishing interval, not a poll on top
+        self.changes = asyncio.Event()
 
     @property
     def subscribed(self) -> bool:
@@ -170,6 +174,8 @@ class OpcUaDriver:
             raise
         self._link = link
         self._subscriptions = subscriptions
+        for subscription in subscriptions.values():
+            subscription.arrived = self.changes
         self._polled = self._unmonitored(subscriptions)
         self._next_full_read = 0.0
         self._last = {}

@@ -143,6 +143,9 @@ class Subscription:
         self.publishing_interval_ms: float | None = None  # as the server revised it
         self._on_result = on_result
         self._on_status = on_status
+        # set (when the owner gives one) each time a result is queued, so that a consumer can
+        # wait for changes instead of looking at the queue on a timer
+        self.arrived: asyncio.Event | None = None
         self._node_of_handle: dict[int, ua.NodeId] = {}
         self._next_handle = 1
         self._ua: UaSubscription | None = None
@@ -221,6 +224,8 @@ class Subscription:
             self.queue.get_nowait()  # keep the newest: drop the oldest
             self.dropped += 1
         self.queue.put_nowait(result)
+        if self.arrived is not None:
+            self.arrived.set()
 
     def _request(
         self, node_id: ua.NodeId, sampling_interval_ms: float, deadband: float | None

@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from edge.coordinator import DeviceCoordinator
 from edge.drivers.base import Endpoint, create_driver
 from edge.drivers.opcua import OpcUaDriver
+from edge.health import EdgeHealth
 from protocols.errors import DeviceRejected, DeviceUnreachable
 from protocols.profile import Profile, parse_profile
 from protocols.quality import REASON_NOT_FINITE, REASON_UNKNOWN_NODE, Quality
@@ -265,3 +267,33 @@ async def test_a_server_restart_is_survived(own_server: OpcUaTestServer, subscri
         await read_until(driver, has("temp", 42.0))
     finally:
         await driver.close()
+
+
+async def test_a_subscribed_change_is_handed_on_at_once_not_at_the_next_poll(
+    opcua_server: OpcUaTestServer,
+) -> None:
+    # a 30 s poll: a change that waited for it would never show within this test
+    driver = make_driver(opcua_server, subscribe=True)
+    received: list[tuple[float, Sample]] = []
+
+    async def sink(device_id: str, samples: list[Sample], events: list, read: int) -> None:
+        received.extend((time.monotonic(), s) for s in samples)
+
+    coordinator = DeviceCoordinator(
+        "press-1", driver.profile, driver, sink, EdgeHealth(["press-1"]), poll_interval_s=30.0
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(coordinator.run(stop))
+    try:
+        await eventually(lambda: _true(any(s.metric == "temp" for _, s in received)))
+        await opcua_server.set_value("Temp", 31.0)
+        # within 5 s (the publishing interval is 50 ms), where the next poll is 30 s away
+        await eventually(lambda: _true(any(s.value == 31.0 for _, s in received)), timeout_s=5.0)
+    finally:
+        stop.set()
+        await task
+        await opcua_server.set_value("Temp", 21.5)
+
+
+async def _true(value: bool) -> bool:
+    return value
