@@ -9,7 +9,7 @@
     shared_subscription: true            # $share/<share_group>/... for data and events
     share_group: forgeline-ingest
     batch_max_messages: 500
-    batch_max_ms: 200
+    batch_max_ms: 0                      # 0: write what has arrived at once
     alarm_rules_file: null               # alarm rules YAML (docs/alarms.md); null: none
     alarm_builtin_rules: true            # built-in rules: profile limits, down > 10 min, stale
     alarm_tick_s: 1.0                    # alarm ticker: delays, stale data, escalation, shelves
@@ -62,7 +62,13 @@ class CloudConfig(BaseModel):
     shared_subscription: bool = True
     share_group: str = "forgeline-ingest"
     batch_max_messages: int = Field(default=500, ge=1, le=50_000)
-    batch_max_ms: int = Field(default=200, ge=1, le=60_000)
+    batch_max_ms: int = Field(
+        default=0,
+        ge=0,
+        le=60_000,
+        description="wait up to this long for more messages to fill a batch; 0: write what has "
+        "arrived at once (batches still grow under load: messages queue while one is written)",
+    )
     queue_max_messages: int = Field(default=100_000, ge=100)
     retry_max_s: float = Field(default=30.0, gt=0, description="longest wait between DB retries")
     log_level: str = "INFO"

@@ -1,8 +1,10 @@
 """The ingest worker: MQTT in (paho, QoS 1, persistent session), batches to the writer, acks out.
 
 Threads: paho's network loop only hands each message to a bounded queue (``on_message`` does
-no work); one writer thread drains the queue in batches (up to ``batch_max_messages`` or
-``batch_max_ms``), stores each batch with ``IngestWriter`` and then publishes, per edge, an
+no work); one writer thread drains the queue in batches (what is waiting, up to
+``batch_max_messages``; with ``batch_max_ms`` > 0 it also waits that long for more: a group
+commit that sizes itself, since messages queue while a batch is written), stores each batch
+with ``IngestWriter`` and then publishes, per edge, an
 ``AckMessage`` of the sequence ranges stored (duplicates and enveloped dead letters included).
 
 Subscriptions: data and events through ``$share/<group>/...`` when ``shared_subscription`` is
@@ -262,8 +264,16 @@ class IngestWorker:
         except queue.Empty:
             return []
         batch = [first]
+        limit = self.config.batch_max_messages
+        while len(batch) < limit:  # what is already waiting, without waiting
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if self.config.batch_max_ms == 0:
+            return batch
         deadline = time.monotonic() + self.config.batch_max_ms / 1000
-        while len(batch) < self.config.batch_max_messages:
+        while len(batch) < limit:
             remaining = deadline - time.monotonic()
             try:
                 batch.append(

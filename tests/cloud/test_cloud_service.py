@@ -47,7 +47,7 @@ def test_config_file_and_overrides(tmp_path):
     assert config.database_url.startswith("sqlite:///")
     assert config.client_id == "forgeline-cloud-cloud-1"
 
-    path.write_text("mqtt_url: mqtt://ok:1883\nbatch_max_ms: 0\nmqtt_urll: x\n")
+    path.write_text("mqtt_url: mqtt://ok:1883\nbatch_max_ms: -1\nmqtt_urll: x\n")
     with pytest.raises(ProfileError) as caught:
         load_cloud_config(path)
     text = str(caught.value)
