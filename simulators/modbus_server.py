@@ -223,8 +223,6 @@ class ModbusDeviceServer:
 
     async def excursion(self, metric: str, value: float, duration_s: float) -> None:
         self.behaviour.excursion(metric, value, duration_s)
-        if self._server is not None:
-            await self._write_image()  # on the wire now, not at the next step
 
     # -- pymodbus hooks -----------------------------------------------------------------------
 

@@ -480,8 +480,6 @@ class OpcUaDeviceServer:
 
     async def excursion(self, metric: str, value: float, duration_s: float) -> None:
         self.behaviour.excursion(metric, value, duration_s)
-        if self._server is not None:
-            await self._publish(self.behaviour.now_s)  # on the wire now, not at the next step
 
     # -- conversions --------------------------------------------------------------------------
 

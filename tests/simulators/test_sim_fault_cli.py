@@ -320,9 +320,8 @@ async def test_excursion_holds_the_value_on_both_buses_until_the_duration_is_ove
         value = (await _opcua_read(press, "nozzle_temperature")).Value
         return value is not None and value.Value == pytest.approx(231.0)
 
-    # on the wire as soon as the command has answered, not at the simulator's next step
-    assert await coolant_is(615), "coolant_temperature held at 61.5"
-    assert await nozzle_at_231(), "nozzle_temperature held at 231"
+    await _eventually(lambda: coolant_is(615), "coolant_temperature held at 61.5")
+    await _eventually(nozzle_at_231, "nozzle_temperature held at 231")
 
     async def coolant_back() -> bool:
         value = await _modbus_input(cnc, 5)
