@@ -618,7 +618,10 @@ def main() -> int:
         batch_max_ms = args.batch_max_ms or CloudConfig.model_fields["batch_max_ms"].default
         version = getattr(scratch, "version", sqlite3.sqlite_version)
         print(report(runs, records, args, args.db, version, batch_max_ms))
-        shutil.rmtree(work, ignore_errors=True)  # kept, with the logs, when the run failed
+        if any(run.missed for run in runs):
+            progress(f"notifications were missed: the logs stay in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)  # kept, with the logs, when the run failed
     except BaseException:
         for child in children:
             progress(f"--- {child.name} ({child.log_path}) ---\n{child.tail(30)}")
