@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from cloud.alarms.condition import Change, Condition, Reading
+from cloud.alarms.condition import Change, Condition, Reading, has_timer
 from cloud.alarms.kinds import EVALUATORS
 from cloud.alarms.kinds.base import OnReading
 from cloud.alarms.points import DeviceKey, MachineInfo, PointSpec, SeriesInfo, state_metric
@@ -73,6 +73,9 @@ class Evaluation:
         self._by_device: dict[DeviceKey, list[Point]] = {}
         self._by_machine_state: dict[int, list[Point]] = {}
         self._state_metric: dict[DeviceKey, str] = {}
+        # points whose on- or off-delay is running: the engine lets time pass for these often,
+        # so that a delay fires when it runs out and not at the next (slower) tick
+        self.timed: dict[str, Point] = {}
         self.ignored_old = 0
         self.evaluated = 0
 
@@ -115,6 +118,7 @@ class Evaluation:
             points[key] = point
             fresh.append(point)
         self.points = points
+        self.timed = {key: p for key, p in points.items() if has_timer(p.condition)}
         self.machines = dict(machines)
         self._state_metric = {
             dk: metric for dk, s in series.items() if (metric := state_metric(s)) is not None
@@ -195,6 +199,7 @@ class Evaluation:
         outcome = step(point.spec.rule, point.condition, reading, point.spec.context)
         point.condition = outcome.condition
         point.historical = late
+        self._track(point)
         if not outcome.changes:
             return []
         return [
@@ -248,6 +253,7 @@ class Evaluation:
                 outcome = point.on_reading(spec.rule, point.condition, reading, spec.context)
                 point.condition = outcome.condition
                 point.historical = late
+                self._track(point)
                 if outcome.changes:
                     changes += [
                         PointChange(spec, change, message_of(spec, change, late), late)
@@ -283,10 +289,25 @@ class Evaluation:
                 changes += self._apply(point, on_state, state, late)
         return changes
 
-    def on_tick(self, now_ms: int, edges_online: Mapping[str, bool]) -> list[PointChange]:
+    def _track(self, point: Point) -> None:
+        if has_timer(point.condition) and not point.historical:
+            self.timed[point.spec.key] = point
+        else:
+            self.timed.pop(point.spec.key, None)
+
+    def on_timers(self, now_ms: int, edges_online: Mapping[str, bool]) -> list[PointChange]:
+        """``on_tick`` for the points whose on- or off-delay is running, and no others."""
+        return self.on_tick(now_ms, edges_online, list(self.timed.values()))
+
+    def on_tick(
+        self,
+        now_ms: int,
+        edges_online: Mapping[str, bool],
+        points: Iterable[Point] | None = None,
+    ) -> list[PointChange]:
         """Let time pass for every live point: delays, stale data, durations, stalled counters."""
         changes: list[PointChange] = []
-        for point in self.points.values():
+        for point in self.points.values() if points is None else points:
             if point.historical:
                 continue
             spec = point.spec
@@ -298,6 +319,7 @@ class Evaluation:
             )
             if outcome.condition is not point.condition:
                 point.condition = outcome.condition
+                self._track(point)
             for change in outcome.changes:
                 changes.append(PointChange(spec, change, message_of(spec, change, False)))
         return changes
@@ -316,5 +338,6 @@ class Evaluation:
                 point.condition = replace(
                     point.condition, active=in_db, pending_since_ms=None, clearing_since_ms=None
                 )
+                self._track(point)
                 moved += 1
         return moved

@@ -184,3 +184,18 @@ def test_transitions_are_kept_while_the_alarm_tables_fail_and_stored_after(db_en
     raised = wait_for(lambda: alarms.notifier.of("raised"), what="stored after recovery")[0]
     assert raised.value == 96.0
     assert alarms.counters.snapshot()["unsaved"] == 0
+
+
+def test_an_on_delay_fires_when_it_runs_out_not_at_the_next_tick(db_engine, engines):
+    # a 1 s on-delay and a 30 s tick: waiting for the tick would take 30 s
+    delayed = TEMP_HIGH.model_copy(update={"on_delay_s": 1.0})
+    edge = Edge()
+    alarms = engines(rules=(delayed,), tick_s=30.0)
+    alarms.observe(_write(db_engine, edge.birth("press1")))
+    crossed = now_ms()
+    alarms.observe(_write(db_engine, edge.data("press1", [("temperature", crossed, 99.0)])))
+    alarms.flush()
+    assert alarms.notifier.events() == []  # the on-delay is running
+    wait_for(lambda: alarms.notifier.of("raised"), timeout=5.0, what="the raise after 1 s")
+    (raised,) = alarms.notifier.of("raised")
+    assert raised.ts_ms == crossed + 1_000  # at the time the delay ran out
