@@ -30,6 +30,7 @@ from edge.drivers.base import Driver, Endpoint, create_driver
 from edge.health import EdgeHealth
 from edge.mqtt_link import MqttLink
 from edge.writes import Result, WriteAudit, WriteRequest, check_write
+from protocols.clock import now_ms
 from protocols.errors import WireError
 from protocols.mqtt_url import parse_mqtt_url
 from protocols.profile import Profile, load_profile
@@ -53,10 +54,6 @@ from protocols.wire import (
 log = logging.getLogger("forgeline.edge.agent")
 
 OUTBOX_FILE = "outbox.sqlite"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)
@@ -271,7 +268,7 @@ class EdgeAgent:
         assert self.outbox is not None
         assert self.link is not None
         live = self.link.connected
-        now = _now_ms()
+        now = now_ms()
         messages: list[OutgoingMessage] = []
         counts: list[tuple[str, str, int]] = []
         cfg = self.config
@@ -376,7 +373,7 @@ class EdgeAgent:
     async def _write(self, request: WriteRequest) -> None:
         """Check, audit, carry out and report one southbound write."""
         assert self.audit is not None
-        now = _now_ms()
+        now = now_ms()
         if not self.audit.begin(request, now):
             log.info("write command seen before, ignored: id=%s", request.command_id)
             return
@@ -407,7 +404,7 @@ class EdgeAgent:
             request.command_id, reason,
         )  # fmt: skip
         if device is not None:
-            event = Event("write_result", _now_ms(), request.metric, None, request.value, detail)
+            event = Event("write_result", now_ms(), request.metric, None, request.value, detail)
             await self._queue.put(_Reading(device.settings.id, [], [event], 0))
 
     # ------------------------------------------------------------------ status and births
@@ -425,7 +422,7 @@ class EdgeAgent:
             profile = device.profile
             birth = BirthMessage(
                 session=self.session,
-                created_ms=_now_ms(),
+                created_ms=now_ms(),
                 profile=profile.model,
                 protocol=profile.protocol,
                 metrics=tuple(t.definition() for t in profile.tags),
@@ -446,7 +443,7 @@ class EdgeAgent:
 
     def _status(self, *, online: bool) -> bytes:
         health = self.health.summary() if online else {}
-        return self.codec.encode(StatusMessage(online, _now_ms(), self.session, health))
+        return self.codec.encode(StatusMessage(online, now_ms(), self.session, health))
 
     def _update_health(self) -> None:
         if self.outbox is not None:

@@ -12,10 +12,11 @@ and is drained again through the backlog lane (the cloud drops what it already h
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from protocols import clock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -67,10 +68,6 @@ class Depth:
     messages: int
     bytes: int
     oldest_created_ms: int | None
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Outbox:
@@ -131,7 +128,7 @@ class Outbox:
 
     def enforce_limits(self, now_ms: int | None = None) -> int:
         """Drop messages past the age limit, then the oldest past the size limit; count them."""
-        now_ms = _now_ms() if now_ms is None else now_ms
+        now_ms = clock.now_ms() if now_ms is None else now_ms
         dropped = self._drop("created_ms < ?", (now_ms - self.max_age_ms,), "dropped_age")
         while self._bytes > self.max_bytes and self._messages > 0:
             excess = self._bytes - self.max_bytes

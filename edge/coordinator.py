@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from edge.drivers.base import Driver
 from edge.health import EdgeHealth
 from edge.processors import EventDetector, ReportByException
+from protocols.clock import now_ms
 from protocols.errors import FieldBusError
 from protocols.profile import Profile
 from protocols.quality import REASON_NOT_CONNECTED, Quality
@@ -83,10 +84,6 @@ class ScanSchedule:
 
     def next_at(self) -> float:
         return min(self._next.values())
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class DeviceCoordinator:
@@ -165,12 +162,12 @@ class DeviceCoordinator:
         self._health.read_ok(self.device_id, round_trip, len(samples))
         events: list[Event] = []
         if self._down_since_ms is not None:
-            down_for = (_now_ms() - self._down_since_ms) / 1000
+            down_for = (now_ms() - self._down_since_ms) / 1000
             log.info(
                 "device recovered: device=%s protocol=%s down_for_s=%.1f",
                 self.device_id, self.profile.protocol, down_for,
             )  # fmt: skip
-            events.append(Event("link_up", _now_ms(), detail=f"down for {down_for:.1f} s"))
+            events.append(Event("link_up", now_ms(), detail=f"down for {down_for:.1f} s"))
             self._down_since_ms = None
         self._failures = 0
         events += self._events.detect(samples)
@@ -185,7 +182,7 @@ class DeviceCoordinator:
             await self.driver.close()
         if self._down_since_ms is not None:
             return  # logged and marked bad already
-        now = _now_ms()
+        now = now_ms()
         self._down_since_ms = now
         log.warning(
             "device not answering: device=%s protocol=%s error=%s; its values are marked bad, "

@@ -46,6 +46,7 @@ from cloud.config import CloudConfig
 from cloud.db import writer_engine
 from cloud.ingest.writer import BatchResult
 from cloud.notify.message import Notification, Notifier
+from protocols.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,6 @@ TIMER_PASS_S = 0.1  # how often running on/off-delays are checked between ticks
 _WAKE = object()
 _MAX_UNSAVED = 50_000
 _UNKNOWN_DEVICE_REFRESH_MS = 5_000
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -101,7 +98,7 @@ class AlarmEngine:
         refresh_s: float = 10.0,
         operator_position: str = "line",
         queue_max: int = 10_000,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.engine = engine
         self.notifier = notifier

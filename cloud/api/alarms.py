@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -29,16 +28,13 @@ from cloud.api.timeparse import parse_time_ms
 from cloud.db import writer_engine
 from cloud.errors import InvalidRequest
 from cloud.notify.message import Priority
+from protocols.clock import now_ms
 
 if TYPE_CHECKING:
     from cloud.alarms.engine import AlarmEngine
 
 router = APIRouter(tags=["alarms"])
 _DAY_MS = 86_400_000
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def get_alarm_engine(request: Request) -> AlarmEngine | None:
@@ -65,7 +61,7 @@ def _rule_sources(alarms: AlarmEngine | None) -> tuple[bool, tuple[AlarmRule, ..
 
 
 def _window(start: str | None, end: str | None) -> tuple[int, int]:
-    to_ms = parse_time_ms(end, "to") if end else _now_ms()
+    to_ms = parse_time_ms(end, "to") if end else now_ms()
     from_ms = parse_time_ms(start, "from") if start else to_ms - _DAY_MS
     return from_ms, to_ms
 
@@ -89,7 +85,7 @@ def list_alarms(
     """Alarms, newest activation first."""
     with db.connect() as conn:
         return service.list_alarms(
-            conn, _now_ms(), state=state, machine_id=machine, line=line, priority=priority,
+            conn, now_ms(), state=state, machine_id=machine, line=line, priority=priority,
             limit=limit,
         )  # fmt: skip
 
@@ -123,14 +119,14 @@ def alarm_performance(
     from_ms, to_ms = _window(start, end)
     mode = position or (alarms.operator_position if alarms is not None else "line")
     with db.connect() as conn:
-        return asdict(service.performance(conn, from_ms, to_ms, _now_ms(), mode))
+        return asdict(service.performance(conn, from_ms, to_ms, now_ms(), mode))
 
 
 @router.get("/api/alarms/{alarm_id}", response_model=AlarmDetailOut)
 def get_alarm(alarm_id: int, db: EngineDep) -> AlarmDetailOut:
     """One alarm with its help text and its history."""
     with db.connect() as conn:
-        return service.get_alarm(conn, alarm_id, _now_ms())
+        return service.get_alarm(conn, alarm_id, now_ms())
 
 
 @router.post("/api/alarms/{alarm_id}/acknowledge", response_model=AlarmDetailOut)
@@ -138,7 +134,7 @@ def acknowledge(
     alarm_id: int, body: AcknowledgeIn, db: EngineDep, alarms: AlarmEngineDep
 ) -> AlarmDetailOut:
     """Acknowledge: active → acknowledged; returned to normal → cleared."""
-    now = _now_ms()
+    now = now_ms()
     with _writing(db, alarms) as conn:
         transitions.acknowledge(conn, alarm_id, body.user, body.comment, now)
     with db.connect() as conn:
@@ -148,7 +144,7 @@ def acknowledge(
 @router.post("/api/alarms/{alarm_id}/shelve", response_model=AlarmDetailOut)
 def shelve(alarm_id: int, body: ShelveIn, db: EngineDep, alarms: AlarmEngineDep) -> AlarmDetailOut:
     """Shelve the alarm's point for ``for_s`` seconds or until ``until``: no notifications."""
-    now = _now_ms()
+    now = now_ms()
     until = (
         now + round(body.for_s * 1000) if body.for_s else parse_time_ms(body.until or "", "until")
     )
@@ -163,7 +159,7 @@ def unshelve(
     alarm_id: int, body: UnshelveIn, db: EngineDep, alarms: AlarmEngineDep
 ) -> AlarmDetailOut:
     """Lift the shelf of the alarm's point."""
-    now = _now_ms()
+    now = now_ms()
     with _writing(db, alarms) as conn:
         transitions.unshelve(conn, alarm_id, body.user, body.comment, now)
     with db.connect() as conn:
@@ -192,7 +188,7 @@ def create_rule(
 ) -> RuleOut:
     """Store a new rule (a name already stored is refused: use PUT)."""
     with _writing(db, alarms) as conn:
-        service.store_rule(conn, rule, user, _now_ms(), create=True)
+        service.store_rule(conn, rule, user, now_ms(), create=True)
     with db.connect() as conn:
         return service.get_rule(conn, rule.name, *_rule_sources(alarms))
 
@@ -205,7 +201,7 @@ def put_rule(
     if rule.name != name:
         raise InvalidRequest(f"the body names rule {rule.name!r} but the path {name!r}")
     with _writing(db, alarms) as conn:
-        service.store_rule(conn, rule, user, _now_ms(), create=False)
+        service.store_rule(conn, rule, user, now_ms(), create=False)
     with db.connect() as conn:
         return service.get_rule(conn, name, *_rule_sources(alarms))
 
@@ -234,7 +230,7 @@ def put_limit(
 ) -> LimitOut:
     """Override the machine's limits of one metric (they win over rules and the profile)."""
     with _writing(db, alarms) as conn:
-        return service.put_limit(conn, machine_id, metric, body, _now_ms())
+        return service.put_limit(conn, machine_id, metric, body, now_ms())
 
 
 @router.delete("/api/machines/{machine_id}/alarm-limits/{metric}", status_code=204)

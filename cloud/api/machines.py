@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -16,12 +14,9 @@ from cloud.assets.service import get_machine, list_machines, placement_names, up
 from cloud.machine_state.models import StateInterval
 from cloud.timeseries.models import TsLatest, TsSeries
 from cloud.timeseries.store import QUALITY_NAME
+from protocols.clock import now_ms
 
 router = APIRouter(prefix="/api/machines", tags=["machines"])
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def machine_out(session: Session, machine: Machine) -> MachineOut:
@@ -73,7 +68,7 @@ def get_one(machine_id: int, session: SessionDep) -> MachineOut:
 def patch(machine_id: int, body: MachinePatch, session: SessionDep) -> MachineOut:
     """Rename a machine and/or place it in an area and line (kept over later births)."""
     machine = update_machine(
-        session, machine_id, name=body.name, area=body.area, line=body.line, now_ms=_now_ms()
+        session, machine_id, name=body.name, area=body.area, line=body.line, now_ms=now_ms()
     )
     session.commit()
     return machine_out(session, machine)
@@ -88,7 +83,7 @@ def states(
 ) -> list[StateIntervalOut]:
     """State intervals overlapping ``[start, end)``, oldest first."""
     get_machine(session, machine_id)
-    end_ms = parse_time_ms(end, "end") if end else _now_ms()
+    end_ms = parse_time_ms(end, "end") if end else now_ms()
     start_ms = parse_time_ms(start, "start") if start else end_ms - 86_400_000
     rows = session.scalars(
         select(StateInterval)

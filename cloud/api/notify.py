@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from cloud.api.deps import SessionDep
 from cloud.errors import NotFound
-from cloud.notify.channels.base import now_ms
 from cloud.notify.message import Notification, Priority
 from cloud.notify.models import NotificationDelivery
+from protocols.clock import now_ms
 
 if TYPE_CHECKING:
     from cloud.notify.dispatcher import Dispatcher

@@ -45,7 +45,6 @@ from cloud.oee.service import (
     machine_downtime,
     machine_losses,
     machine_oee,
-    now_ms,
     set_downtime_reason,
     site_oee,
 )
@@ -61,6 +60,7 @@ from cloud.oee.store import (
     put_machine_settings,
     save_calendar,
 )
+from protocols.clock import now_ms
 
 router = APIRouter(tags=["oee"])
 

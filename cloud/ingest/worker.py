@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 
 from cloud.config import CloudConfig
 from cloud.ingest.writer import BatchResult, DecodedBatch, IngestWriter, ReceivedMessage
+from protocols.clock import now_ms
 from protocols.wire import JsonCodec, PresenceMessage, Topic, TopicKind
 from protocols.wire.topics import edge_subscription, subscription
 
@@ -45,10 +46,6 @@ SHARED_KINDS = (TopicKind.DATA, TopicKind.EVENT)
 BatchObserver = Callable[[BatchResult], None]
 """Called in the writer thread after each stored batch (e.g. the alarm engine); it must be quick
 and must not raise: an exception is logged and counted, never allowed to stop ingest."""
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def subscriptions(config: CloudConfig) -> list[str]:
@@ -151,7 +148,7 @@ class IngestWorker:
             client.username_pw_set(self._url.username, self._url.password)
         if self._url.tls:
             client.tls_set(ca_certs=self.config.mqtt_ca_file)
-        will = PresenceMessage(self.config.worker_id, False, _now_ms())
+        will = PresenceMessage(self.config.worker_id, False, now_ms())
         client.will_set(self._presence_topic, self.codec.encode(will), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
@@ -171,7 +168,7 @@ class IngestWorker:
             )  # fmt: skip
             return
         client.subscribe([(topic, 1) for topic in subscriptions(self.config)])
-        presence = PresenceMessage(self.config.worker_id, True, _now_ms())
+        presence = PresenceMessage(self.config.worker_id, True, now_ms())
         client.publish(self._presence_topic, self.codec.encode(presence), qos=1, retain=True)
         if self._lost or self._connect_failures:
             log.info(
@@ -211,7 +208,7 @@ class IngestWorker:
         self._lost = True
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        received = ReceivedMessage(message.topic, bytes(message.payload), _now_ms())
+        received = ReceivedMessage(message.topic, bytes(message.payload), now_ms())
         try:
             self._queue.put_nowait(received)
         except queue.Full:
@@ -240,7 +237,7 @@ class IngestWorker:
             return
         self._stopping.set()
         if self._connected.is_set():
-            offline = PresenceMessage(self.config.worker_id, False, _now_ms())
+            offline = PresenceMessage(self.config.worker_id, False, now_ms())
             info = self._client.publish(
                 self._presence_topic, self.codec.encode(offline), qos=1, retain=True
             )
@@ -323,7 +320,7 @@ class IngestWorker:
                 self.config.worker_id, attempt + 1,
             )  # fmt: skip
         self.counters.db_available = True
-        self.counters.add_batch(result, _now_ms() - batch.oldest_received_ms)
+        self.counters.add_batch(result, now_ms() - batch.oldest_received_ms)
         self._publish_acks(result)
         self._notify_observers(result)
 

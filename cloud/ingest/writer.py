@@ -28,7 +28,6 @@ keeps the batch and tries again later; nothing is acknowledged until it is store
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +44,8 @@ from cloud.machine_state.service import recompute_states, recompute_states_from_
 from cloud.timeseries.models import TsSeries
 from cloud.timeseries.sql import SampleRow, SqlTimeSeriesStore
 from cloud.timeseries.store import QUALITY_CODE, Point, TimeSeriesStore
+from protocols import clock
+from protocols.clock import now_ms
 from protocols.errors import WireError
 from protocols.wire import (
     AckMessage,
@@ -93,10 +94,6 @@ SeriesCache = dict[tuple[str, str], dict[str, int]]
 
 class DatabaseUnavailable(CloudError):
     """The database could not be reached or refused service; the batch was not stored."""
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +160,7 @@ class BatchResult:
 
     def ack_messages(self, now_ms: int | None = None) -> list[tuple[Topic, AckMessage]]:
         """The acknowledgements to publish: one per edge, on its ack topic."""
-        created = _now_ms() if now_ms is None else now_ms
+        created = clock.now_ms() if now_ms is None else now_ms
         return [
             (Topic.edge_topic(TopicKind.ACK, site, edge), AckMessage(created, ranges))
             for (site, edge), ranges in sorted(self.ack_ranges().items())
@@ -324,7 +321,7 @@ class IngestWriter:
         engine: Engine,
         store: TimeSeriesStore | None = None,
         codec: WireCodec | None = None,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.engine = engine
         self._write_engine = writer_engine(engine)

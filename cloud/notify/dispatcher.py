@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from cloud.notify.channels.base import Channel, ChannelContext, now_ms
+from cloud.notify.channels.base import Channel, ChannelContext
 from cloud.notify.channels.registry import build_channel
 from cloud.notify.errors import NotifyConfigError
 from cloud.notify.lane import ChannelLane, Job
@@ -39,6 +39,7 @@ from cloud.notify.render import RenderContext
 from cloud.notify.routing import select_channels
 from cloud.notify.settings import NotificationSettings
 from cloud.notify.stream import AlarmBroadcaster
+from protocols.clock import now_ms
 
 if TYPE_CHECKING:
     from cloud.config import CloudConfig

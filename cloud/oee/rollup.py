@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from cloud.oee.loader import MachineInfo, load_machines, prepare
 from cloud.oee.models import OeeRollup
 from cloud.oee.settings import OeeSettings
 from cloud.oee.timemodel import TimeElements
+from protocols.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -287,15 +287,11 @@ def list_rollups(
     ]  # fmt: skip
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class RollupScheduler:
     """Runs ``roll_up_recent`` every ``settings.rollup_interval_s`` in a background thread."""
 
     def __init__(
-        self, engine: Engine, settings: OeeSettings, clock: Callable[[], int] = _now_ms
+        self, engine: Engine, settings: OeeSettings, clock: Callable[[], int] = now_ms
     ) -> None:
         self._engine = engine
         self._settings = settings

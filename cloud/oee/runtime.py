@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from cloud.oee.rollup import RollupScheduler
-from cloud.oee.service import now_ms
 from cloud.oee.settings import OeeSettings
 from cloud.oee.store import sync_calendars_file
+from protocols.clock import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ window.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from cloud.oee.store import (
     put_downtime_reason,
 )
 from cloud.oee.timemodel import classify_spans
+from protocols.clock import now_ms
 
 _si = table_of(StateInterval)
 _line = table_of(Line)
@@ -44,10 +44,6 @@ _machine = table_of(Machine)
 
 MIN_ROLLUP_WINDOW_MS = 3 * HOUR_MS
 """Shorter windows are always computed live."""
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ rows (``cloud.timeseries.aggregate``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -29,6 +28,7 @@ from cloud.timeseries.store import (
     RangeResult,
     RawSample,
 )
+from protocols.clock import now_ms
 
 SampleRow = tuple[int, int, float | None, str | None, int, str | None]
 """A ``ts_sample`` row: series_id, ts_ms, value (a float or None), text_value, quality, reason."""
@@ -54,10 +54,6 @@ ON CONFLICT (series_id) DO UPDATE SET
 WHERE ts_latest.ts <= EXCLUDED.ts
 """
 _latest = table_of(TsLatest)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def newest_by_series(rows: Sequence[SampleRow]) -> list[SampleRow]:
@@ -168,7 +164,7 @@ class SqlTimeSeriesStore:
             count=len(fetched),
         )
         quality = np.fromiter((r[3] for r in fetched), dtype=np.int64, count=len(fetched))
-        hold_until = min(end_ms, max(_now_ms(), int(ts[-1]) if len(ts) else 0))
+        hold_until = min(end_ms, max(now_ms(), int(ts[-1]) if len(ts) else 0))
         aggregated = aggregate_windows(ts, values, quality, windows, hold_until, aggregates)
         return RangeResult(series_id, start_ms, end_ms, window_ms, windows=aggregated)
 

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from edge.drivers.base import Endpoint
 from edge.drivers.serial_bus import SerialBus, SerialBusRegistry, serial_buses
+from protocols.clock import now_ms
 from protocols.errors import CodecError, DeviceRejected, DeviceUnreachable
 from protocols.modbus.block_decoder import BlockDecoder
 from protocols.modbus.client import ModbusLink, ModbusRtuLink, ModbusTcpLink, SerialSettings
@@ -45,10 +46,6 @@ _T = TypeVar("_T")
 # answered with one of these is split to find the tag(s) responsible.
 SPLIT_ON_EXCEPTION_CODES = frozenset({1, 2, 3, 4})
 _FC16_MAX_REGISTERS = 123
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class ModbusDriver:
@@ -206,7 +203,7 @@ class ModbusDriver:
         try:
             values = await self._read_block(block)
         except DeviceRejected as exc:
-            ts_ms = _now_ms()
+            ts_ms = now_ms()
             halves = split_block(block) if exc.code in SPLIT_ON_EXCEPTION_CODES else None
             if halves is None:
                 plan.append(block)
@@ -223,7 +220,7 @@ class ModbusDriver:
             for half in halves:
                 await self._read_isolating(half, plan, samples)
             return
-        ts_ms = _now_ms()
+        ts_ms = now_ms()
         plan.append(block)
         for sample in self._decoder(block).samples(values, ts_ms):
             samples[sample.metric] = sample

@@ -31,6 +31,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
+from protocols.clock import now_ms
 from protocols.errors import DeviceRejected, DeviceUnreachable, FieldBusError
 from protocols.opcua.nodes import check_node_refs, resolve_refs
 from protocols.opcua.security import (
@@ -47,7 +48,6 @@ from protocols.opcua.security import (
 from protocols.opcua.values import (
     ReadResult,
     coerce_for_variant,
-    now_ms,
     result_from_data_value,
     status_name,
 )

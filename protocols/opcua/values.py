@@ -8,7 +8,6 @@ the source timestamp, else the server timestamp, else the local clock at the rea
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -16,6 +15,7 @@ from typing import Literal
 from asyncua import ua
 from asyncua.ua import status_codes
 
+from protocols.clock import now_ms
 from protocols.errors import CodecError
 from protocols.quality import Quality, opcua_status_reason
 
@@ -85,11 +85,6 @@ def status_quality(code: int) -> Quality:
     if severity == 0x4000_0000:
         return Quality.UNCERTAIN
     return Quality.BAD
-
-
-def now_ms() -> int:
-    """The local clock in epoch milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 def epoch_ms(moment: datetime | None) -> int | None:

@@ -8,7 +8,6 @@ to try again; it never retries by itself. Channels are used by one dispatcher th
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,16 +18,13 @@ from pydantic import BaseModel
 from cloud.notify.message import Notification
 from cloud.notify.render import RenderContext
 from cloud.notify.settings import public_view
+from protocols.clock import now_ms
 
 if TYPE_CHECKING:
     from cloud.notify.stream import AlarmBroadcaster
     from protocols.mqtt_url import MqttUrl
 
 Rendered = TypeVar("Rendered")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
