@@ -7,6 +7,14 @@ from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
 from cloud.machine_state.models import StateInterval
 from cloud.notify.models import NotificationDelivery
 from cloud.oee.models import DowntimeReason, MachineOeeSettings, OeeRollup, ShiftCalendar
+from cloud.production.models import (
+    BomItem,
+    Product,
+    Routing,
+    RoutingOperation,
+    WorkOrder,
+    WorkOrderOperation,
+)
 from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
 
 __all__ = [
@@ -17,6 +25,7 @@ __all__ = [
     "AlarmShelf",
     "Area",
     "Base",
+    "BomItem",
     "DeadLetter",
     "DeviceEvent",
     "DowntimeReason",
@@ -27,10 +36,15 @@ __all__ = [
     "MachineOeeSettings",
     "NotificationDelivery",
     "OeeRollup",
+    "Product",
+    "Routing",
+    "RoutingOperation",
     "ShiftCalendar",
     "Site",
     "StateInterval",
     "TsLatest",
     "TsSeries",
+    "WorkOrder",
+    "WorkOrderOperation",
     "ts_sample",
 ]

@@ -1,0 +1,299 @@
+"""Routes for production: ERP upserts, work-order and operation actions, the dispatch list.
+
+An illegal lifecycle action answers 409 with the transition error; a body that does not
+validate answers 400 naming the field (this router's route class turns FastAPI's 422 into 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from cloud.api.deps import SessionDep
+from cloud.errors import InvalidRequest
+from cloud.production import service
+from cloud.production.lifecycle import WORK_ORDER_STATES, IllegalTransition
+from cloud.production.models import DEFAULT_PRIORITY, WorkOrder, WorkOrderOperation
+from protocols.clock import now_ms
+
+
+class _BadRequestRoute(APIRoute):
+    """A route whose request validation errors answer 400 with the failing field."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                first = error.errors()[0]
+                field = ".".join(str(part) for part in first["loc"] if part != "body")
+                raise InvalidRequest(f"{field}: {first['msg']}") from error
+
+        return route
+
+
+router = APIRouter(prefix="/api", tags=["production"], route_class=_BadRequestRoute)
+
+
+class ProductIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    unit_of_measure: str = Field(default="pcs", min_length=1, max_length=16)
+    serialised: bool = False
+
+
+class ProductOut(ProductIn):
+    id: int
+    external_id: str
+    created_ms: int
+    updated_ms: int
+
+
+class BomItemIn(BaseModel):
+    component: str = Field(min_length=1, max_length=64, description="component's external id")
+    quantity_per_unit: float = Field(gt=0)
+    scrap_allowance_pct: float = Field(default=0.0, ge=0, lt=100)
+
+
+class BomIn(BaseModel):
+    items: list[BomItemIn]
+
+
+class BomItemOut(BaseModel):
+    component_product_id: int
+    quantity_per_unit: float
+    scrap_allowance_pct: float
+
+
+class RoutingOperationIn(BaseModel):
+    sequence: int = Field(ge=0)
+    name: str = Field(min_length=1, max_length=200)
+    line_id: int | None = Field(default=None, description="work centre: a line, or")
+    machine_id: int | None = Field(default=None, description="work centre: a machine")
+    ideal_cycle_time_s: float | None = Field(default=None, gt=0)
+    setup_time_s: float = Field(default=0.0, ge=0)
+    serialises: bool = False
+
+
+class RoutingIn(BaseModel):
+    product: str = Field(min_length=1, max_length=64, description="product's external id")
+    name: str = Field(min_length=1, max_length=200)
+    operations: list[RoutingOperationIn] = Field(min_length=1)
+
+
+class RoutingOut(BaseModel):
+    id: int
+    external_id: str
+    product_id: int
+    name: str
+    operations: list[RoutingOperationIn]
+
+
+class WorkOrderIn(BaseModel):
+    product: str = Field(min_length=1, max_length=64, description="product's external id")
+    quantity_ordered: int = Field(gt=0)
+    routing: str | None = Field(
+        default=None, description="routing's external id (default: the only)"
+    )
+    due_ms: int | None = Field(default=None, ge=0)
+    priority: int = Field(default=DEFAULT_PRIORITY, description="smaller is more urgent")
+
+
+class OperationOut(BaseModel):
+    id: int
+    sequence: int
+    routing_operation_id: int
+    machine_id: int | None
+    state: str
+    started_ms: int | None
+    finished_ms: int | None
+    quantity_good: int
+    quantity_scrap: int
+    quantity_rework: int
+
+
+class WorkOrderOut(BaseModel):
+    id: int
+    external_id: str
+    product_id: int
+    routing_id: int | None
+    quantity_ordered: int
+    quantity_good: int
+    quantity_scrap: int
+    quantity_rework: int
+    due_ms: int | None
+    priority: int
+    state: str
+    created_ms: int
+    updated_ms: int
+    operations: list[OperationOut]
+
+
+class OperationActionIn(BaseModel):
+    machine_id: int | None = Field(default=None, description="start: the machine it runs on")
+    good: int = Field(default=0, ge=0)
+    scrap: int = Field(default=0, ge=0)
+    rework: int = Field(default=0, ge=0)
+
+
+class DispatchOut(BaseModel):
+    work_order_id: int
+    work_order: str
+    priority: int
+    due_ms: int | None
+    sequence: int
+    operation: str
+    state: str
+    machine_id: int | None
+    quantity_ordered: int
+    quantity_good: int
+
+
+def _operation_out(operation: WorkOrderOperation) -> OperationOut:
+    return OperationOut.model_validate(operation, from_attributes=True)
+
+
+def _work_order_out(session: SessionDep, order: WorkOrder) -> WorkOrderOut:
+    operations = [_operation_out(op) for op in service.operations_of(session, order.id)]
+    fields = {
+        name: getattr(order, name) for name in WorkOrderOut.model_fields if name != "operations"
+    }
+    return WorkOrderOut(**fields, operations=operations)
+
+
+def _conflict(error: IllegalTransition) -> HTTPException:
+    return HTTPException(409, str(error))
+
+
+@router.put("/erp/products/{external_id}", response_model=ProductOut)
+def put_product(external_id: str, body: ProductIn, session: SessionDep) -> ProductOut:
+    """Create or update a product by the ERP's id (a repeat changes nothing)."""
+    spec = service.ProductSpec(body.name, body.unit_of_measure, body.serialised)
+    product = service.upsert_product(session, external_id, spec, now_ms())
+    session.commit()
+    return ProductOut.model_validate(product, from_attributes=True)
+
+
+@router.put("/erp/products/{external_id}/bom", response_model=list[BomItemOut])
+def put_bom(external_id: str, body: BomIn, session: SessionDep) -> list[BomItemOut]:
+    """Replace the product's bill of materials (components by their external ids)."""
+    lines = [
+        service.BomLine(item.component, item.quantity_per_unit, item.scrap_allowance_pct)
+        for item in body.items
+    ]
+    items = service.replace_bom(session, external_id, lines, now_ms())
+    session.commit()
+    return [BomItemOut.model_validate(item, from_attributes=True) for item in items]
+
+
+@router.put("/erp/routings/{external_id}", response_model=RoutingOut)
+def put_routing(external_id: str, body: RoutingIn, session: SessionDep) -> RoutingOut:
+    """Create or update a routing and its operations (keyed by sequence)."""
+    spec = service.RoutingSpec(
+        body.product,
+        body.name,
+        tuple(service.OperationSpec(**op.model_dump()) for op in body.operations),
+    )
+    routing = service.upsert_routing(session, external_id, spec, now_ms())
+    session.commit()
+    operations = [
+        RoutingOperationIn.model_validate(op, from_attributes=True)
+        for op in service.routing_operations(session, routing.id)
+    ]
+    return RoutingOut(
+        id=routing.id, external_id=routing.external_id, product_id=routing.product_id,
+        name=routing.name, operations=operations,
+    )  # fmt: skip
+
+
+@router.put("/erp/work-orders/{external_id}", response_model=WorkOrderOut)
+def put_work_order(external_id: str, body: WorkOrderIn, session: SessionDep) -> WorkOrderOut:
+    """Create (planned) or update a work order by the ERP's id."""
+    spec = service.WorkOrderSpec(
+        body.product, body.quantity_ordered, body.routing, body.due_ms, body.priority
+    )
+    try:
+        order = service.upsert_work_order(session, external_id, spec, now_ms())
+    except IllegalTransition as error:
+        raise _conflict(error) from error
+    session.commit()
+    return _work_order_out(session, order)
+
+
+@router.get("/work-orders", response_model=list[WorkOrderOut])
+def get_work_orders(
+    session: SessionDep,
+    state: Literal[WORK_ORDER_STATES] | None = Query(None),  # type: ignore[valid-type]
+    limit: int = Query(500, ge=1, le=5000),
+) -> list[WorkOrderOut]:
+    """Work orders, most urgent first (priority, due date), optionally in one state."""
+    orders = service.list_work_orders(session, state, limit)
+    return [_work_order_out(session, order) for order in orders]
+
+
+@router.get("/work-orders/{work_order_id}", response_model=WorkOrderOut)
+def get_work_order(work_order_id: int, session: SessionDep) -> WorkOrderOut:
+    """One work order with its operations."""
+    return _work_order_out(session, service.get_work_order(session, work_order_id))
+
+
+@router.post("/work-orders/{work_order_id}/{action}", response_model=WorkOrderOut)
+def post_work_order_action(
+    work_order_id: int,
+    action: Literal["release", "start", "hold", "resume", "complete", "close", "abort"],
+    session: SessionDep,
+) -> WorkOrderOut:
+    """A lifecycle action; 409 when the order's state does not allow it."""
+    try:
+        order = service.work_order_action(session, work_order_id, action, now_ms())
+    except IllegalTransition as error:
+        raise _conflict(error) from error
+    session.commit()
+    return _work_order_out(session, order)
+
+
+@router.post("/work-orders/{work_order_id}/operations/{sequence}/{action}")
+def post_operation_action(
+    work_order_id: int,
+    sequence: int,
+    action: Literal["start", "pause", "resume", "finish", "report"],
+    session: SessionDep,
+    body: OperationActionIn | None = None,
+) -> OperationOut:
+    """An operator action: start (on a machine), pause, resume, finish, report counts."""
+    given = body or OperationActionIn()
+    try:
+        operation = service.operation_action(
+            session, work_order_id, sequence, action, now_ms(),
+            machine_id=given.machine_id, good=given.good, scrap=given.scrap, rework=given.rework,
+        )  # fmt: skip
+    except IllegalTransition as error:
+        raise _conflict(error) from error
+    session.commit()
+    return _operation_out(operation)
+
+
+@router.get("/work-centres/{line_id}/dispatch", response_model=list[DispatchOut])
+def get_dispatch(line_id: int, session: SessionDep) -> list[DispatchOut]:
+    """The line's dispatch list: operations to run or running, most urgent first."""
+    return [
+        DispatchOut(
+            work_order_id=entry.work_order.id,
+            work_order=entry.work_order.external_id,
+            priority=entry.work_order.priority,
+            due_ms=entry.work_order.due_ms,
+            sequence=entry.operation.sequence,
+            operation=entry.routing_operation.name,
+            state=entry.operation.state,
+            machine_id=entry.operation.machine_id,
+            quantity_ordered=entry.work_order.quantity_ordered,
+            quantity_good=entry.operation.quantity_good,
+        )
+        for entry in service.dispatch_list(session, line_id)
+    ]
