@@ -15,6 +15,7 @@ from cloud.production.models import (
     WorkOrder,
     WorkOrderOperation,
 )
+from cloud.production.trace_models import Consumption, MaterialLot, Unit
 from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Area",
     "Base",
     "BomItem",
+    "Consumption",
     "DeadLetter",
     "DeviceEvent",
     "DowntimeReason",
@@ -34,6 +36,7 @@ __all__ = [
     "Line",
     "Machine",
     "MachineOeeSettings",
+    "MaterialLot",
     "NotificationDelivery",
     "OeeRollup",
     "Product",
@@ -44,6 +47,7 @@ __all__ = [
     "StateInterval",
     "TsLatest",
     "TsSeries",
+    "Unit",
     "WorkOrder",
     "WorkOrderOperation",
     "ts_sample",

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from cloud.api.deps import SessionDep
 from cloud.errors import InvalidRequest
-from cloud.production import service
+from cloud.production import service, trace
 from cloud.production.lifecycle import WORK_ORDER_STATES, IllegalTransition
 from cloud.production.models import DEFAULT_PRIORITY, WorkOrder, WorkOrderOperation
 from protocols.clock import now_ms
@@ -258,6 +258,36 @@ def post_work_order_action(
     return _work_order_out(session, order)
 
 
+class UnitIn(BaseModel):
+    serial: str = Field(min_length=1, max_length=64)
+
+
+class UnitOut(BaseModel):
+    id: int
+    serial: str
+    product_id: int
+    work_order_id: int
+    operation_id: int
+    created_ms: int
+    created: bool = Field(description="false when the serial was scanned again")
+
+
+# before the operation-action route, whose {action} would otherwise take "units"
+@router.post("/work-orders/{work_order_id}/operations/{sequence}/units", response_model=UnitOut)
+def post_unit(
+    work_order_id: int, sequence: int, body: UnitIn, session: SessionDep, response: Response
+) -> UnitOut:
+    """Create the unit at a running serialising operation (201), or scan it again (200)."""
+    unit, created = trace.register_unit(session, work_order_id, sequence, body.serial, now_ms())
+    session.commit()
+    response.status_code = 201 if created else 200
+    return UnitOut(
+        id=unit.id, serial=unit.serial, product_id=unit.product_id,
+        work_order_id=unit.work_order_id, operation_id=unit.operation_id,
+        created_ms=unit.created_ms, created=created,
+    )  # fmt: skip
+
+
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/{action}")
 def post_operation_action(
     work_order_id: int,
@@ -297,3 +327,79 @@ def get_dispatch(line_id: int, session: SessionDep) -> list[DispatchOut]:
         )
         for entry in service.dispatch_list(session, line_id)
     ]
+
+
+class LotIn(BaseModel):
+    product: str = Field(min_length=1, max_length=64, description="product's external id")
+    quantity: float = Field(ge=0)
+    supplier: str | None = Field(default=None, max_length=200)
+    supplier_lot: str | None = Field(
+        default=None, max_length=64, description="supplier lot or heat number"
+    )
+
+
+class LotOut(LotIn):
+    id: int
+    external_id: str
+    created_ms: int
+    updated_ms: int
+
+
+class ConsumerOperationIn(BaseModel):
+    work_order_id: int
+    sequence: int
+
+
+class ConsumptionIn(BaseModel):
+    unit: str | None = Field(default=None, description="consumer: a unit serial, or")
+    operation: ConsumerOperationIn | None = Field(default=None, description="an operation")
+    lot: str | None = Field(default=None, description="consumed: a lot number, or")
+    component: str | None = Field(default=None, description="a component unit's serial")
+    quantity: float = Field(default=1.0, gt=0)
+
+
+class ConsumptionOut(BaseModel):
+    id: int
+    consumer_unit_id: int | None
+    consumer_operation_id: int | None
+    consumed_lot_id: int | None
+    consumed_unit_id: int | None
+    quantity: float
+    ms: int
+
+
+@router.put("/erp/lots/{lot}", response_model=LotOut)
+def put_lot(lot: str, body: LotIn, session: SessionDep) -> LotOut:
+    """Create or update a material lot by its lot number."""
+    spec = trace.LotSpec(body.product, body.quantity, body.supplier, body.supplier_lot)
+    row = trace.upsert_lot(session, lot, spec, now_ms())
+    session.commit()
+    return LotOut(
+        id=row.id, external_id=row.external_id, product=body.product, quantity=row.quantity,
+        supplier=row.supplier, supplier_lot=row.supplier_lot, created_ms=row.created_ms,
+        updated_ms=row.updated_ms,
+    )  # fmt: skip
+
+
+@router.post("/consumption", response_model=ConsumptionOut, status_code=201)
+def post_consumption(body: ConsumptionIn, session: SessionDep) -> ConsumptionOut:
+    """Record that a unit or an operation consumed a lot or a component unit."""
+    operation = (body.operation.work_order_id, body.operation.sequence) if body.operation else None
+    row = trace.record_consumption(
+        session, quantity=body.quantity, now=now_ms(), unit=body.unit, operation=operation,
+        lot=body.lot, component=body.component,
+    )  # fmt: skip
+    session.commit()
+    return ConsumptionOut.model_validate(row, from_attributes=True)
+
+
+@router.get("/trace/units/{serial}")
+def get_unit_trace(serial: str, session: SessionDep) -> trace.UnitTrace:
+    """Backward trace: how the unit was made, with parameter summaries and alarms."""
+    return trace.backward_trace(session, serial, now_ms())
+
+
+@router.get("/trace/lots/{lot}")
+def get_lot_trace(lot: str, session: SessionDep) -> trace.ForwardTrace:
+    """Forward trace: every unit and work order that consumed the lot, at any depth."""
+    return trace.forward_trace(session, lot)
