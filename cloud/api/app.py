@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
-from cloud.api import ingest, machines, production, series
+from cloud.api import ingest, machines, production, series, unit_records
 from cloud.api.alarms import router as alarm_router
 from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
@@ -104,4 +104,5 @@ def create_app(
     app.include_router(alarm_router)
     app.include_router(oee_router)
     app.include_router(production.router)
+    app.include_router(unit_records.router)
     return app

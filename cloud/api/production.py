@@ -16,13 +16,13 @@ from pydantic import BaseModel, Field
 
 from cloud.api.deps import SessionDep
 from cloud.errors import InvalidRequest
-from cloud.production import service, trace
+from cloud.production import backflush, counting, service, trace
 from cloud.production.lifecycle import WORK_ORDER_STATES, IllegalTransition
 from cloud.production.models import DEFAULT_PRIORITY, WorkOrder, WorkOrderOperation
 from protocols.clock import now_ms
 
 
-class _BadRequestRoute(APIRoute):
+class BadRequestRoute(APIRoute):
     """A route whose request validation errors answer 400 with the failing field."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -39,7 +39,7 @@ class _BadRequestRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix="/api", tags=["production"], route_class=_BadRequestRoute)
+router = APIRouter(prefix="/api", tags=["production"], route_class=BadRequestRoute)
 
 
 class ProductIn(BaseModel):
@@ -113,9 +113,16 @@ class OperationOut(BaseModel):
     state: str
     started_ms: int | None
     finished_ms: int | None
-    quantity_good: int
+    quantity_good: int = Field(description="good units reported by operators")
     quantity_scrap: int
     quantity_rework: int
+    machine_cycles: int = Field(description="cycles counted by the machine while it ran")
+    machine_good: int
+    machine_scrap: int
+    good: int = Field(description="machine_good + quantity_good")
+    scrap: int
+    operator: str | None
+    paused_ms: int
 
 
 class WorkOrderOut(BaseModel):
@@ -140,6 +147,10 @@ class OperationActionIn(BaseModel):
     good: int = Field(default=0, ge=0)
     scrap: int = Field(default=0, ge=0)
     rework: int = Field(default=0, ge=0)
+    operator: str | None = Field(default=None, max_length=64, description="badge or name")
+    reason: str | None = Field(
+        default=None, max_length=200, description="report: why the scrap; pause: why"
+    )
 
 
 class DispatchOut(BaseModel):
@@ -243,6 +254,30 @@ def get_work_order(work_order_id: int, session: SessionDep) -> WorkOrderOut:
     return _work_order_out(session, service.get_work_order(session, work_order_id))
 
 
+@router.get("/work-orders/{work_order_id}/progress")
+def get_progress(work_order_id: int, session: SessionDep) -> counting.Progress:
+    """Where is my order: the current operation, quantities done, estimated completion."""
+    order = service.get_work_order(session, work_order_id)
+    return counting.progress(session, order, now_ms())
+
+
+class StagedLotIn(BaseModel):
+    lot: str = Field(min_length=1, max_length=64, description="the lot number")
+
+
+@router.post("/work-orders/{work_order_id}/staged-lots", status_code=201)
+def post_staged_lot(
+    work_order_id: int, body: StagedLotIn, session: SessionDep
+) -> list[backflush.ComponentBalance]:
+    """Stage a lot of a BOM component for the order's backflush; answers the balances."""
+    order = service.get_work_order(session, work_order_id)
+    now = now_ms()
+    backflush.stage_lot(session, order, body.lot, now)
+    balances = backflush.backflush(session, order, now)
+    session.commit()
+    return balances
+
+
 @router.post("/work-orders/{work_order_id}/{action}", response_model=WorkOrderOut)
 def post_work_order_action(
     work_order_id: int,
@@ -260,6 +295,10 @@ def post_work_order_action(
 
 class UnitIn(BaseModel):
     serial: str = Field(min_length=1, max_length=64)
+    at_ms: int | None = Field(
+        default=None, ge=0, description="when it was scanned (default: now); its cycle starts"
+    )
+    source: Literal["scan", "api"] = "scan"
 
 
 class UnitOut(BaseModel):
@@ -278,7 +317,10 @@ def post_unit(
     work_order_id: int, sequence: int, body: UnitIn, session: SessionDep, response: Response
 ) -> UnitOut:
     """Create the unit at a running serialising operation (201), or scan it again (200)."""
-    unit, created = trace.register_unit(session, work_order_id, sequence, body.serial, now_ms())
+    at = body.at_ms if body.at_ms is not None else now_ms()
+    unit, created = trace.register_unit(
+        session, work_order_id, sequence, body.serial, at, body.source
+    )
     session.commit()
     response.status_code = 201 if created else 200
     return UnitOut(
@@ -302,9 +344,12 @@ def post_operation_action(
         operation = service.operation_action(
             session, work_order_id, sequence, action, now_ms(),
             machine_id=given.machine_id, good=given.good, scrap=given.scrap, rework=given.rework,
+            operator=given.operator, reason=given.reason,
         )  # fmt: skip
     except IllegalTransition as error:
         raise _conflict(error) from error
+    if action in ("finish", "report"):
+        counting.recount(session, now_ms(), [operation.id])  # its final machine counts
     session.commit()
     return _operation_out(operation)
 

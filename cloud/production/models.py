@@ -121,6 +121,43 @@ class WorkOrderOperation(Base):
     state: Mapped[str] = mapped_column(String(16))
     started_ms: Mapped[int | None] = mapped_column(BigInteger)
     finished_ms: Mapped[int | None] = mapped_column(BigInteger)
-    quantity_good: Mapped[int] = mapped_column(Integer)
+    quantity_good: Mapped[int] = mapped_column(Integer)  # reported by operators
     quantity_scrap: Mapped[int] = mapped_column(Integer)
     quantity_rework: Mapped[int] = mapped_column(Integer)
+    operator: Mapped[str | None] = mapped_column(String(64))  # who started or last resumed it
+    paused_ms: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0"
+    )  # total, finished pauses
+    paused_since_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # Counted by the machine's PLC counters while the operation ran (cloud.production.counting)
+    machine_cycles: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    machine_good: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    machine_scrap: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    counted_to_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+    @property
+    def good(self) -> int:
+        """Good units: the machine's count plus what operators reported beside it."""
+        return self.machine_good + self.quantity_good
+
+    @property
+    def scrap(self) -> int:
+        return self.machine_scrap + self.quantity_scrap
+
+
+class OperationEvent(Base):
+    """One operator action on an operation: who, when, and the counts or reason it carried."""
+
+    __tablename__ = "operation_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    operation_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("work_order_operation.id"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    operator: Mapped[str | None] = mapped_column(String(64))
+    ms: Mapped[int] = mapped_column(BigInteger)
+    good: Mapped[int] = mapped_column(Integer)
+    scrap: Mapped[int] = mapped_column(Integer)
+    rework: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(200))  # the scrap or pause reason

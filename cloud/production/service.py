@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from cloud.assets.models import Line, Machine
 from cloud.errors import InvalidRequest, NotFound
+from cloud.production import backflush, records
 from cloud.production import lifecycle as lc
 from cloud.production.models import (
     DEFAULT_PRIORITY,
     BomItem,
+    OperationEvent,
     Product,
     Routing,
     RoutingOperation,
@@ -299,12 +301,53 @@ def work_order_action(session: Session, work_order_id: int, action: str, now: in
     return order
 
 
-def _roll_up(session: Session, order: WorkOrder) -> None:
-    """The order's quantities from its operations: good from the last, losses summed."""
+def roll_up(session: Session, order: WorkOrder) -> None:
+    """The order's quantities from its operations (machine counts and reports): good from the
+    last, losses summed."""
     operations = operations_of(session, order.id)
-    order.quantity_good = operations[-1].quantity_good if operations else 0
-    order.quantity_scrap = sum(op.quantity_scrap for op in operations)
+    order.quantity_good = operations[-1].good if operations else 0
+    order.quantity_scrap = sum(op.scrap for op in operations)
     order.quantity_rework = sum(op.quantity_rework for op in operations)
+
+
+def _busy_on(session: Session, machine_id: int, operation_id: int) -> WorkOrderOperation | None:
+    """Another operation running or paused on the machine (counts go to one operation)."""
+    return session.scalar(
+        select(WorkOrderOperation).where(
+            WorkOrderOperation.machine_id == machine_id,
+            WorkOrderOperation.state.in_((lc.RUNNING, lc.PAUSED)),
+            WorkOrderOperation.id != operation_id,
+        )
+    )
+
+
+def _start(
+    session: Session, order: WorkOrder, operation: WorkOrderOperation, machine_id: int | None,
+    now: int,
+) -> None:  # fmt: skip
+    chosen = machine_id if machine_id is not None else operation.machine_id
+    if chosen is None:
+        raise InvalidRequest("machine_id: give the machine the operation starts on")
+    if session.get(Machine, chosen) is None:
+        raise InvalidRequest(f"machine_id: no machine {chosen}")
+    other = _busy_on(session, chosen, operation.id)
+    if other is not None:
+        owner = session.get(WorkOrder, other.work_order_id)
+        name = owner.external_id if owner is not None else other.work_order_id
+        raise InvalidRequest(
+            f"machine_id: machine {chosen} is running operation {other.sequence} of work order "
+            f"{name}; pause counts there would be ambiguous, so finish or abort it first"
+        )
+    operation.machine_id = chosen
+    operation.started_ms = now
+    if order.state == lc.RELEASED:
+        order.state = lc.work_order_next(f"work order {order.external_id}", order.state, "start")
+
+
+def _end_pause(operation: WorkOrderOperation, now: int) -> None:
+    if operation.paused_since_ms is not None:
+        operation.paused_ms += max(0, now - operation.paused_since_ms)
+        operation.paused_since_ms = None
 
 
 def operation_action(
@@ -318,12 +361,17 @@ def operation_action(
     good: int = 0,
     scrap: int = 0,
     rework: int = 0,
+    operator: str | None = None,
+    reason: str | None = None,
 ) -> WorkOrderOperation:
     """Apply an operator action to operation ``sequence`` of the work order.
 
     ``start`` needs the order released or running (a released order starts with it) and a
-    machine (given, or the routing step's own); ``report`` adds good/scrap/rework counts;
-    ``finish`` makes the next operation ready.
+    machine (given, or the routing step's own) that runs no other operation; ``pause`` and
+    ``resume`` keep the paused time (labour time leaves it out); ``report`` adds good, scrap
+    (with a reason) and rework counts beside what the machine counts; ``finish`` closes the
+    operation's unit cycles and makes the next operation ready. Every action is logged with
+    its operator (``OperationEvent``).
     """
     order = get_work_order(session, work_order_id)
     operation = session.scalar(
@@ -341,25 +389,24 @@ def operation_action(
             tuple(lc.WORK_ORDER_TRANSITIONS[order.state]),
         )  # fmt: skip
     if action == "start":
-        chosen = machine_id if machine_id is not None else operation.machine_id
-        if chosen is None:
-            raise InvalidRequest("machine_id: give the machine the operation starts on")
-        if session.get(Machine, chosen) is None:
-            raise InvalidRequest(f"machine_id: no machine {chosen}")
-        operation.machine_id = chosen
-        operation.started_ms = now
-        if order.state == lc.RELEASED:
-            order.state = lc.work_order_next(
-                f"work order {order.external_id}", order.state, "start"
-            )
+        _start(session, order, operation, machine_id, now)
+    if action in ("start", "resume") and operator:
+        operation.operator = operator
+    if action == "pause":
+        operation.paused_since_ms = now
+    if action in ("resume", "finish"):
+        _end_pause(operation, now)
     if action == "report":
         if min(good, scrap, rework) < 0:
             raise InvalidRequest("good, scrap, rework: counts cannot be negative")
+        if scrap and not reason:
+            raise InvalidRequest("reason: give the reason for the scrap reported")
         operation.quantity_good += good
         operation.quantity_scrap += scrap
         operation.quantity_rework += rework
     if action == "finish":
         operation.finished_ms = now
+        records.close_operation_cycles(session, operation.id, now)
         following = session.scalar(
             select(WorkOrderOperation)
             .where(
@@ -372,8 +419,17 @@ def operation_action(
         if following is not None and following.state == lc.PENDING:
             following.state = lc.operation_next("next operation", following.state, "ready")
     operation.state = new_state
+    session.add(
+        OperationEvent(
+            operation_id=operation.id, action=action, operator=operator, ms=now,
+            good=good if action == "report" else 0, scrap=scrap if action == "report" else 0,
+            rework=rework if action == "report" else 0, reason=reason,
+        )
+    )  # fmt: skip
     session.flush()
-    _roll_up(session, order)
+    roll_up(session, order)
+    if action in ("report", "finish"):
+        backflush.backflush(session, order, now)
     order.updated_ms = now
     session.flush()
     return operation

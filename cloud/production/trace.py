@@ -17,18 +17,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Float, and_, case, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from cloud.alarms.models import Alarm
 from cloud.assets.models import Machine
 from cloud.errors import InvalidRequest, NotFound
 from cloud.production import lifecycle as lc
-from cloud.production.models import Product, RoutingOperation, WorkOrder, WorkOrderOperation
-from cloud.production.trace_models import Consumption, MaterialLot, Unit
-from cloud.timeseries.models import TsSeries, ts_sample
-
-TRACED_ROLES = ("process_param", "temperature", "vibration")
+from cloud.production import records
+from cloud.production.models import (
+    OperationEvent,
+    Product,
+    RoutingOperation,
+    WorkOrder,
+    WorkOrderOperation,
+)
+from cloud.production.parameters import ParameterSummary, parameter_summary
+from cloud.production.trace_models import (
+    Consumption,
+    Inspection,
+    MaterialLot,
+    Unit,
+    UnitCycle,
+    UnitTest,
+    UnitTestValue,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +50,6 @@ class LotSpec:
     quantity: float
     supplier: str | None = None
     supplier_lot: str | None = None  # supplier lot or heat number
-
-
-@dataclass(frozen=True, slots=True)
-class ParameterSummary:
-    series_id: int
-    metric: str
-    role: str
-    unit: str | None
-    low_limit: float | None
-    high_limit: float | None
-    count: int
-    min: float | None
-    max: float | None
-    mean: float | None
-    out_of_limits: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +63,19 @@ class AlarmInWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorEntry:
+    """An operator action on the operation (start, pause, report, finish...)."""
+
+    action: str
+    operator: str | None
+    ms: int
+    good: int
+    scrap: int
+    rework: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class OperationTrace:
     sequence: int
     name: str
@@ -73,8 +84,16 @@ class OperationTrace:
     state: str
     started_ms: int | None
     finished_ms: int | None
+    operators: list[str]
+    good: int
+    scrap: int
+    rework: int
+    window: str  # "unit_cycle": the unit's own cycle on the machine; "operation": the whole run
+    window_start_ms: int | None
+    window_end_ms: int | None
     parameters: list[ParameterSummary]
     alarms: list[AlarmInWindow]
+    events: list[OperatorEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +105,40 @@ class ConsumedLot:
     quantity: float
     ms: int
     via_operation: int | None  # the operation's sequence when booked against the operation
+    source: str  # scan or backflush
+
+
+@dataclass(frozen=True, slots=True)
+class TestValueTrace:
+    characteristic: str
+    value: float | None
+    unit: str | None
+    low_limit: float | None
+    high_limit: float | None
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TestTrace:
+    name: str
+    machine: str | None
+    started_ms: int
+    finished_ms: int
+    passed: bool
+    source: str  # plc or api
+    values: list[TestValueTrace]
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionTrace:
+    characteristic: str
+    value: float | None
+    attribute: str | None
+    passed: bool
+    inspector: str
+    ms: int
+    note: str | None
+    lot: str | None  # set when the result was recorded against a lot the unit consumed
 
 
 @dataclass(slots=True)
@@ -99,6 +152,8 @@ class UnitTrace:
     operations: list[OperationTrace] = field(default_factory=list)
     lots: list[ConsumedLot] = field(default_factory=list)
     components: list[UnitTrace] = field(default_factory=list)
+    tests: list[TestTrace] = field(default_factory=list)
+    inspections: list[InspectionTrace] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +167,8 @@ class ForwardUnit:
 
 @dataclass(frozen=True, slots=True)
 class ForwardTrace:
-    lot: str
+    subject: str  # the lot number or the component serial traced
+    kind: str  # "lot" or "unit"
     units: list[ForwardUnit]
     work_orders: list[str]
 
@@ -160,39 +216,43 @@ def _operation(session: Session, work_order_id: int, sequence: int) -> WorkOrder
 
 
 def register_unit(
-    session: Session, work_order_id: int, sequence: int, serial: str, now: int
-) -> tuple[Unit, bool]:
-    """Create the unit ``serial`` at a running serialising operation, or scan it again.
+    session: Session, work_order_id: int, sequence: int, serial: str, now: int,
+    source: str = "scan",
+) -> tuple[Unit, bool]:  # fmt: skip
+    """Scan unit ``serial`` at a running operation: its cycle on that machine starts now.
 
-    Answers the unit and whether it was created. A serial already made by another work order
-    is refused; a repeat scan in the same work order answers the existing unit.
+    At a serialising operation an unknown serial creates the unit; at any later operation the
+    serial must already exist in the same work order. Answers the unit and whether it was
+    created. The scan closes the machine's previous open cycle (see ``records.start_cycle``).
     """
     order = session.get(WorkOrder, work_order_id)
     if order is None:
         raise NotFound(f"no work order {work_order_id}")
     operation = _operation(session, order.id, sequence)
-    existing = _unit(session, serial)
-    if existing is not None:
-        if existing.work_order_id != order.id:
-            raise InvalidRequest(f"serial: {serial!r} was made by another work order")
-        return existing, False
-    step = session.get(RoutingOperation, operation.routing_operation_id)
-    if step is None or not step.serialises:
-        raise InvalidRequest(
-            f"sequence: operation {sequence} of {order.external_id} does not serialise units"
-        )
     if operation.state != lc.RUNNING:
         raise InvalidRequest(
             f"sequence: operation {sequence} of {order.external_id} is {operation.state}; "
-            "units are created while it runs"
+            "units are scanned while it runs"
         )
-    unit = Unit(
-        serial=serial, product_id=order.product_id, work_order_id=order.id,
-        operation_id=operation.id, created_ms=now,
-    )  # fmt: skip
-    session.add(unit)
-    session.flush()
-    return unit, True
+    unit = _unit(session, serial)
+    created = unit is None
+    if unit is not None and unit.work_order_id != order.id:
+        raise InvalidRequest(f"serial: {serial!r} was made by another work order")
+    if unit is None:
+        step = session.get(RoutingOperation, operation.routing_operation_id)
+        if step is None or not step.serialises:
+            raise InvalidRequest(
+                f"serial: no unit {serial!r} yet, and operation {sequence} of "
+                f"{order.external_id} does not serialise units"
+            )
+        unit = Unit(
+            serial=serial, product_id=order.product_id, work_order_id=order.id,
+            operation_id=operation.id, created_ms=now,
+        )  # fmt: skip
+        session.add(unit)
+        session.flush()
+    records.start_cycle(session, unit, operation, now, source)
+    return unit, created
 
 
 def record_consumption(
@@ -236,74 +296,12 @@ def record_consumption(
     return row
 
 
-def parameter_summary(
-    session: Session, machine_id: int, start_ms: int, end_ms: int
-) -> list[ParameterSummary]:
-    """Per traced series of the machine, the good values in ``[start_ms, end_ms)``: one query."""
-    sample = ts_sample.alias("sample")
-    value = sample.c.value
-    outside = or_(
-        and_(TsSeries.low_limit.is_not(None), value < TsSeries.low_limit),
-        and_(TsSeries.high_limit.is_not(None), value > TsSeries.high_limit),
-    )
-    query = (
-        select(
-            TsSeries.id,
-            TsSeries.metric,
-            TsSeries.role,
-            TsSeries.unit,
-            TsSeries.low_limit,
-            TsSeries.high_limit,
-            func.count(value),
-            func.min(value),
-            func.max(value),
-            func.avg(cast(value, Float)),
-            func.coalesce(func.sum(case((outside, 1), else_=0)), 0),
-        )
-        .join(Machine, and_(Machine.edge == TsSeries.edge, Machine.device == TsSeries.device))
-        .outerjoin(
-            sample,
-            and_(
-                sample.c.series_id == TsSeries.id,
-                sample.c.ts >= start_ms,
-                sample.c.ts < end_ms,
-                value.is_not(None),
-            ),
-        )
-        .where(Machine.id == machine_id, TsSeries.role.in_(TRACED_ROLES))
-        .group_by(
-            TsSeries.id,
-            TsSeries.metric,
-            TsSeries.role,
-            TsSeries.unit,
-            TsSeries.low_limit,
-            TsSeries.high_limit,
-        )
-        .order_by(TsSeries.metric)
-    )
-    return [
-        ParameterSummary(
-            series_id=row[0],
-            metric=row[1],
-            role=row[2],
-            unit=row[3],
-            low_limit=row[4],
-            high_limit=row[5],
-            count=int(row[6]),
-            min=row[7],
-            max=row[8],
-            mean=None if row[9] is None else float(row[9]),
-            out_of_limits=int(row[10]),
-        )
-        for row in session.execute(query)
-    ]
-
-
 def _alarms(session: Session, machine_id: int, start_ms: int, end_ms: int) -> list[AlarmInWindow]:
+    """Alarms raised in the window, or raised before it and still active in it."""
     query = (
         select(Alarm)
-        .where(Alarm.machine_id == machine_id, Alarm.raised_ms >= start_ms)
-        .where(Alarm.raised_ms < end_ms)
+        .where(Alarm.machine_id == machine_id, Alarm.raised_ms < end_ms)
+        .where(or_(Alarm.cleared_ms.is_(None), Alarm.cleared_ms >= start_ms))
         .order_by(Alarm.raised_ms, Alarm.id)
     )
     return [
@@ -312,49 +310,136 @@ def _alarms(session: Session, machine_id: int, start_ms: int, end_ms: int) -> li
     ]
 
 
-def _operation_traces(session: Session, work_order_id: int, now: int) -> list[OperationTrace]:
+def _events(session: Session, operation_ids: list[int]) -> dict[int, list[OperatorEntry]]:
+    events: dict[int, list[OperatorEntry]] = {}
+    rows = session.scalars(
+        select(OperationEvent)
+        .where(OperationEvent.operation_id.in_(operation_ids))
+        .order_by(OperationEvent.ms, OperationEvent.id)
+    )
+    for e in rows:
+        entry = OperatorEntry(e.action, e.operator, e.ms, e.good, e.scrap, e.rework, e.reason)
+        events.setdefault(e.operation_id, []).append(entry)
+    return events
+
+
+def _cycle_windows(session: Session, unit_id: int, now: int) -> dict[int, tuple[int, int]]:
+    """Operation id → the span of the unit's cycles in it (an open cycle ends at ``now``)."""
+    windows: dict[int, tuple[int, int]] = {}
+    for cycle in session.scalars(select(UnitCycle).where(UnitCycle.unit_id == unit_id)):
+        if cycle.operation_id is None:
+            continue
+        end = cycle.end_ms if cycle.end_ms is not None else max(now, cycle.start_ms)
+        start0, end0 = windows.get(cycle.operation_id, (cycle.start_ms, end))
+        windows[cycle.operation_id] = (min(start0, cycle.start_ms), max(end0, end))
+    return windows
+
+
+def _operation_traces(session: Session, unit: Unit, now: int) -> list[OperationTrace]:
     query = (
         select(WorkOrderOperation, RoutingOperation.name, Machine.name)
         .join(RoutingOperation, RoutingOperation.id == WorkOrderOperation.routing_operation_id)
         .outerjoin(Machine, Machine.id == WorkOrderOperation.machine_id)
-        .where(WorkOrderOperation.work_order_id == work_order_id)
+        .where(WorkOrderOperation.work_order_id == unit.work_order_id)
         .order_by(WorkOrderOperation.sequence)
     )
+    rows = list(session.execute(query))
+    events = _events(session, [operation.id for operation, _, _ in rows])
+    cycles = _cycle_windows(session, unit.id, now)
     traces = []
-    for operation, name, machine in session.execute(query):
+    for operation, name, machine in rows:
+        window, start, end = "operation", operation.started_ms, operation.finished_ms
+        if operation.id in cycles:
+            window, (start, end) = "unit_cycle", cycles[operation.id]
+        elif start is not None and end is None:
+            end = now
         parameters: list[ParameterSummary] = []
         alarms: list[AlarmInWindow] = []
-        if operation.machine_id is not None and operation.started_ms is not None:
-            end = operation.finished_ms if operation.finished_ms is not None else now
-            parameters = parameter_summary(session, operation.machine_id, operation.started_ms, end)
-            alarms = _alarms(session, operation.machine_id, operation.started_ms, end)
+        if operation.machine_id is not None and start is not None and end is not None:
+            parameters = parameter_summary(session, operation.machine_id, start, end)
+            alarms = _alarms(session, operation.machine_id, start, end)
+        entries = events.get(operation.id, [])
+        operators = sorted({e.operator for e in entries if e.operator})
         traces.append(
             OperationTrace(
                 operation.sequence, name, operation.machine_id, machine, operation.state,
-                operation.started_ms, operation.finished_ms, parameters, alarms,
+                operation.started_ms, operation.finished_ms, operators, operation.good,
+                operation.scrap, operation.quantity_rework, window, start, end, parameters,
+                alarms, entries,
             )
         )  # fmt: skip
     return traces
 
 
+def _tests(session: Session, unit_id: int) -> list[TestTrace]:
+    tests = list(
+        session.execute(
+            select(UnitTest, Machine.name)
+            .outerjoin(Machine, Machine.id == UnitTest.machine_id)
+            .where(UnitTest.unit_id == unit_id)
+            .order_by(UnitTest.started_ms, UnitTest.id)
+        )
+    )
+    values: dict[int, list[TestValueTrace]] = {}
+    if tests:
+        rows = session.scalars(
+            select(UnitTestValue)
+            .where(UnitTestValue.test_id.in_([t.id for t, _ in tests]))
+            .order_by(UnitTestValue.id)
+        )
+        for v in rows:
+            values.setdefault(v.test_id, []).append(
+                TestValueTrace(
+                    v.characteristic, v.value, v.unit, v.low_limit, v.high_limit, v.passed
+                )
+            )
+    return [
+        TestTrace(
+            t.name, machine, t.started_ms, t.finished_ms, t.passed, t.source, values.get(t.id, [])
+        )
+        for t, machine in tests
+    ]
+
+
+def _inspections(session: Session, unit_id: int, lot_ids: list[int]) -> list[InspectionTrace]:
+    query = (
+        select(Inspection, MaterialLot.external_id)
+        .outerjoin(MaterialLot, MaterialLot.id == Inspection.lot_id)
+        .where(or_(Inspection.unit_id == unit_id, Inspection.lot_id.in_(lot_ids)))
+        .order_by(Inspection.ms, Inspection.id)
+    )
+    return [
+        InspectionTrace(
+            i.characteristic, i.value, i.attribute, i.passed, i.inspector, i.ms, i.note, lot
+        )
+        for i, lot in session.execute(query)
+    ]
+
+
 def _unit_trace(session: Session, unit: Unit, now: int, seen: set[int]) -> UnitTrace:
     seen.add(unit.id)
-    order = session.get(WorkOrder, unit.work_order_id)
-    product = session.get(Product, unit.product_id)
-    created_at = session.get(WorkOrderOperation, unit.operation_id)
-    assert order is not None
-    assert product is not None
-    assert created_at is not None
+    head = session.execute(
+        select(WorkOrder.external_id, Product.external_id, WorkOrderOperation.sequence)
+        .select_from(Unit)
+        .join(Product, Product.id == Unit.product_id)
+        .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
+        .join(WorkOrderOperation, WorkOrderOperation.id == Unit.operation_id)
+        .where(Unit.id == unit.id)
+    ).one()
+    order, product, created_at = head
     trace = UnitTrace(
-        unit.serial, product.external_id, order.id, order.external_id, created_at.sequence,
-        unit.created_ms, _operation_traces(session, order.id, now),
+        unit.serial, product, unit.work_order_id, order, created_at, unit.created_ms,
+        _operation_traces(session, unit, now),
     )  # fmt: skip
     operation_ids = select(WorkOrderOperation.id).where(
-        WorkOrderOperation.work_order_id == order.id
+        WorkOrderOperation.work_order_id == unit.work_order_id
     )
+    lot_product = aliased(Product)
     rows = session.execute(
-        select(Consumption, WorkOrderOperation.sequence)
+        select(Consumption, WorkOrderOperation.sequence, MaterialLot, lot_product.external_id)
         .outerjoin(WorkOrderOperation, WorkOrderOperation.id == Consumption.consumer_operation_id)
+        .outerjoin(MaterialLot, MaterialLot.id == Consumption.consumed_lot_id)
+        .outerjoin(lot_product, lot_product.id == MaterialLot.product_id)
         .where(
             or_(
                 Consumption.consumer_unit_id == unit.id,
@@ -363,22 +448,22 @@ def _unit_trace(session: Session, unit: Unit, now: int, seen: set[int]) -> UnitT
         )
         .order_by(Consumption.ms, Consumption.id)
     )
-    for consumption, sequence in rows:
-        if consumption.consumed_lot_id is not None:
-            lot = session.get(MaterialLot, consumption.consumed_lot_id)
-            assert lot is not None
-            lot_product = session.get(Product, lot.product_id)
-            assert lot_product is not None
+    lot_ids: list[int] = []
+    for consumption, sequence, lot, lot_product_id in rows:
+        if lot is not None:
+            lot_ids.append(lot.id)
             trace.lots.append(
                 ConsumedLot(
-                    lot.external_id, lot_product.external_id, lot.supplier, lot.supplier_lot,
-                    consumption.quantity, consumption.ms, sequence,
+                    lot.external_id, lot_product_id, lot.supplier, lot.supplier_lot,
+                    consumption.quantity, consumption.ms, sequence, consumption.source,
                 )
             )  # fmt: skip
         elif consumption.consumed_unit_id not in seen:
             component = session.get(Unit, consumption.consumed_unit_id)
             assert component is not None
             trace.components.append(_unit_trace(session, component, now, seen))
+    trace.tests = _tests(session, unit.id)
+    trace.inspections = _inspections(session, unit.id, lot_ids)
     return trace
 
 
@@ -390,14 +475,11 @@ def backward_trace(session: Session, serial: str, now: int) -> UnitTrace:
     return _unit_trace(session, unit, now, set())
 
 
-def forward_trace(session: Session, lot_number: str) -> ForwardTrace:
-    """Every unit and work order that consumed lot ``lot_number``, at any depth."""
-    lot = _lot(session, lot_number)
-    if lot is None:
-        raise NotFound(f"no material lot {lot_number!r}")
+def consumers_of(session: Session, consumed: ColumnElement[bool], skip: set[int]) -> ForwardTrace:
+    """Units and work orders that consumed what ``consumed`` selects (a condition on
+    ``Consumption``), then their consumers, at any depth; units in ``skip`` are left out."""
     found: dict[int, int] = {}  # unit id -> depth
     orders: set[int] = set()
-    consumed = Consumption.consumed_lot_id == lot.id
     depth = 1
     while True:
         direct = select(Consumption.consumer_unit_id).where(
@@ -414,7 +496,7 @@ def forward_trace(session: Session, lot_number: str) -> ForwardTrace:
             for unit_id in session.scalars(
                 select(Unit.id).where(or_(Unit.id.in_(direct), Unit.work_order_id.in_(booked)))
             )
-            if unit_id not in found
+            if unit_id not in found and unit_id not in skip
         }
         if not new:
             break
@@ -438,21 +520,44 @@ def forward_trace(session: Session, lot_number: str) -> ForwardTrace:
         .where(WorkOrder.id.in_(orders))
         .order_by(WorkOrder.external_id)
     )
-    return ForwardTrace(lot.external_id, units, list(names))
+    return ForwardTrace("", "", units, list(names))
+
+
+def forward_trace(session: Session, lot_number: str) -> ForwardTrace:
+    """Every unit and work order that consumed lot ``lot_number``, at any depth."""
+    lot = _lot(session, lot_number)
+    if lot is None:
+        raise NotFound(f"no material lot {lot_number!r}")
+    found = consumers_of(session, Consumption.consumed_lot_id == lot.id, set())
+    return ForwardTrace(lot.external_id, "lot", found.units, found.work_orders)
+
+
+def forward_trace_of_unit(session: Session, serial: str) -> ForwardTrace:
+    """Every unit and work order that consumed the component unit ``serial``, at any depth."""
+    unit = _unit(session, serial)
+    if unit is None:
+        raise NotFound(f"no unit with serial {serial!r}")
+    found = consumers_of(session, Consumption.consumed_unit_id == unit.id, {unit.id})
+    return ForwardTrace(unit.serial, "unit", found.units, found.work_orders)
 
 
 __all__ = [
-    "TRACED_ROLES",
     "AlarmInWindow",
     "ConsumedLot",
     "ForwardTrace",
     "ForwardUnit",
+    "InspectionTrace",
     "LotSpec",
     "OperationTrace",
+    "OperatorEntry",
     "ParameterSummary",
+    "TestTrace",
+    "TestValueTrace",
     "UnitTrace",
     "backward_trace",
+    "consumers_of",
     "forward_trace",
+    "forward_trace_of_unit",
     "parameter_summary",
     "record_consumption",
     "register_unit",

@@ -156,7 +156,13 @@ def test_a_work_order_runs_through_its_lifecycle(client, plant):
     started = client.post(f"{ops}/10/start", json={})
     assert (started.json()["state"], started.json()["machine_id"]) == ("running", plant["press-a"])
     assert client.get(f"/api/work-orders/{order_id}").json()["state"] == "running"
-    client.post(f"{ops}/10/report", json={"good": 98, "scrap": 2})
+    no_reason = client.post(f"{ops}/10/report", json={"good": 98, "scrap": 2})
+    assert (no_reason.status_code, no_reason.json()["detail"][:7]) == (400, "reason:")
+    reported = client.post(
+        f"{ops}/10/report",
+        json={"good": 98, "scrap": 2, "reason": "short shot", "operator": "A. Ortiz"},
+    )
+    assert (reported.json()["good"], reported.json()["scrap"]) == (98, 2)
     assert client.post(f"{ops}/10/pause").json()["state"] == "paused"
     assert client.post(f"{ops}/10/resume").json()["state"] == "running"
     assert client.post(f"{ops}/10/finish").json()["state"] == "finished"

@@ -110,8 +110,8 @@ def test_backward_and_forward_trace_through_three_levels(db_engine, press):
 
         body_order = _run_order(db_engine, "BODY", press, 10_000)
         units = f"/api/work-orders/{body_order}/operations/10/units"
-        assert client.post(units, json={"serial": "B-1"}).status_code == 201
-        again = client.post(units, json={"serial": "B-1"})
+        assert client.post(units, json={"serial": "B-1", "at_ms": T + 10_000}).status_code == 201
+        again = client.post(units, json={"serial": "B-1", "at_ms": T + 10_000})
         assert (again.status_code, again.json()["created"]) == (200, False)
         consume = {"unit": "B-1", "lot": "L-STEEL", "quantity": 2.5}
         assert client.post("/api/consumption", json=consume).status_code == 201
@@ -119,7 +119,7 @@ def test_backward_and_forward_trace_through_three_levels(db_engine, press):
 
         valve_order = _run_order(db_engine, "VALVE", press, 30_000)
         units = f"/api/work-orders/{valve_order}/operations/10/units"
-        assert client.post(units, json={"serial": "V-1"}).status_code == 201
+        assert client.post(units, json={"serial": "V-1", "at_ms": T + 30_000}).status_code == 201
         assert client.post(units.replace(str(valve_order), str(body_order)),
                            json={"serial": "V-1"}).status_code == 400  # fmt: skip
         for consume in (
@@ -139,14 +139,25 @@ def test_backward_and_forward_trace_through_three_levels(db_engine, press):
         [valve_op] = valve["operations"]
         assert (valve_op["machine"], valve_op["state"]) == ("press1", "finished")
         assert (valve_op["started_ms"], valve_op["finished_ms"]) == (T + 30_000, T + 40_000)
+        # V-1's own cycle: scanned at 30 s, closed when the operation finished at 40 s
+        assert (valve_op["window"], valve_op["window_start_ms"], valve_op["window_end_ms"]) == (
+            "unit_cycle", T + 30_000, T + 40_000,
+        )  # fmt: skip
         summary = {p["metric"]: p for p in valve_op["parameters"]}
         assert set(summary) == {"pressure", "temperature"}
-        assert (summary["temperature"]["count"], summary["temperature"]["mean"]) == (1, 60.0)
-        assert (summary["pressure"]["count"], summary["pressure"]["min"]) == (0, None)
+        temperature = summary["temperature"]  # 95 carried in for 5 s, then 60 for 5 s
+        assert (temperature["count"], temperature["min"], temperature["max"]) == (1, 60.0, 95.0)
+        assert temperature["mean"] == pytest.approx(77.5)
+        assert (temperature["out_of_limits"], temperature["time_out_of_limits_ms"]) == (0, 5_000)
+        pressure = summary["pressure"]  # no sample in the window: 250 holds from 14 s
+        assert (pressure["count"], pressure["min"], pressure["mean"]) == (0, 250.0, 250.0)
+        assert pressure["time_out_of_limits_ms"] == 10_000
+        assert pressure["series_url"] == (
+            f"/api/series?machine={press}&metric=pressure&start={T + 30_000}&end={T + 40_000}"
+        )
         assert valve_op["alarms"] == []
-        assert [(lot["lot"], lot["quantity"], lot["via_operation"]) for lot in valve["lots"]] == [
-            ("L-GREASE", 12.0, 10)
-        ]
+        assert [(lot["lot"], lot["quantity"], lot["via_operation"], lot["source"])
+                for lot in valve["lots"]] == [("L-GREASE", 12.0, 10, "scan")]  # fmt: skip
 
         [body] = valve["components"]
         assert (body["serial"], body["work_order"], body["components"]) == ("B-1", "WO-BODY", [])
@@ -156,11 +167,13 @@ def test_backward_and_forward_trace_through_three_levels(db_engine, press):
         summary = {p["metric"]: p for p in body_op["parameters"]}
         temperature = summary["temperature"]
         assert (temperature["count"], temperature["min"], temperature["max"]) == (4, 10.0, 85.0)
-        assert temperature["mean"] == pytest.approx((50 + 85 + 30 + 10) / 4)
-        assert temperature["out_of_limits"] == 2
-        pressure = summary["pressure"]
+        # time-weighted: 50 for 2 s, 85 for 3 s, 30 for 4.999 s, 10 for 1 ms
+        assert temperature["mean"] == pytest.approx((50 * 2000 + 85 * 3000 + 30 * 4999 + 10) / 1e4)
+        assert (temperature["out_of_limits"], temperature["time_out_of_limits_ms"]) == (2, 3_001)
+        pressure = summary["pressure"]  # nothing before 11 s: 150 for 3 s, then 250 for 6 s
         assert (pressure["count"], pressure["min"], pressure["max"]) == (2, 150.0, 250.0)
-        assert (pressure["mean"], pressure["out_of_limits"]) == (pytest.approx(200.0), 1)
+        assert pressure["mean"] == pytest.approx((150 * 3000 + 250 * 6000) / 9000)
+        assert (pressure["out_of_limits"], pressure["time_out_of_limits_ms"]) == (1, 6_000)
         assert [a["rule"] for a in body_op["alarms"]] == ["temperature-high"]
 
         steel = client.get("/api/trace/lots/L-STEEL").json()
