@@ -115,7 +115,7 @@ def test_pauses_and_operators_and_one_operation_per_machine(db_engine, cell):
         order = _order(session, machines)
         other = _order(session, machines, product="VALVE")
         service.operation_action(session, order.id, 10, "start", T, operator="A. Ortiz")
-        with pytest.raises(InvalidRequest, match="machine_id: machine .* is running operation 10"):
+        with pytest.raises(InvalidRequest, match=r"machine_id: machine .* is running operation 10"):
             service.operation_action(session, other.id, 10, "start", T + 1)
         service.operation_action(session, order.id, 10, "pause", T + 1_000, reason="no resin")
         service.operation_action(session, order.id, 10, "resume", T + 4_000, operator="B. Lim")
