@@ -14,6 +14,7 @@
     alarm_builtin_rules: true            # built-in rules: profile limits, down > 10 min, stale
     alarm_tick_s: 1.0                    # alarm ticker: delays, stale data, escalation, shelves
     alarm_refresh_s: 10.0                # reload alarm rules, limits and machines this often
+    production_count_s: 2.0              # machine counts into running operations this often
     operator_position: line              # alarm figures per line | area | site
     notifications:                       # alarm notifications (docs/notifications.md)
       channels: {ui: {type: websocket}}  # name -> settings; type: websocket mqtt webhook
@@ -76,6 +77,9 @@ class CloudConfig(BaseModel):
     alarm_builtin_rules: bool = Field(default=True, description="the built-in alarm rule set")
     alarm_tick_s: float = Field(default=1.0, ge=0.05, le=60, description="alarm ticker period")
     alarm_refresh_s: float = Field(default=10.0, ge=0.1, le=3600, description="rule reload")
+    production_count_s: float = Field(
+        default=2.0, ge=0.1, le=3600, description="recount machine output into operations"
+    )
     operator_position: str = Field(default="line", pattern="^(line|area|site)$")
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     calendars_file: Path | None = Field(default=None, description="shift calendars YAML")

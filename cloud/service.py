@@ -3,7 +3,7 @@ serve the API (uvicorn).
 
 Start order: the notification dispatcher, the alarm engine (it hands notifications to the
 dispatcher), the ingest worker (it hands each stored batch to the alarm engine), the OEE
-runtime (shift calendars file, roll-up scheduler), the command publisher, the API. Stop order is
+runtime (shift calendars file, roll-up scheduler), the production counting loop, the command publisher, the API. Stop order is
 the reverse, so nothing is handed to a part that has already stopped.
 
 ``CloudService`` is the programmatic handle (start / stop, the API's bound port); ``run_cloud``
@@ -31,6 +31,7 @@ from cloud.errors import CloudError
 from cloud.ingest.worker import IngestWorker
 from cloud.notify.dispatcher import Dispatcher, build_dispatcher
 from cloud.oee.runtime import OeeRuntime
+from cloud.production.runtime import CountingLoop
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class CloudService:
         self.notifier: Dispatcher | None = None
         self.alarms: AlarmEngine | None = None
         self.oee: OeeRuntime | None = None
+        self.counting: CountingLoop | None = None
         self.commands: CommandPublisher | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -75,6 +77,8 @@ class CloudService:
         self.worker.start()
         self.oee = OeeRuntime(self.config, self.engine)
         self.oee.start()
+        self.counting = CountingLoop(self.engine, self.config.production_count_s)
+        self.counting.start()
         self.commands = CommandPublisher(self.config)
         self.commands.start()
         app = create_app(
@@ -116,6 +120,9 @@ class CloudService:
         if self.commands is not None:
             self.commands.stop()
             self.commands = None
+        if self.counting is not None:
+            self.counting.stop(timeout)
+            self.counting = None
         if self.oee is not None:
             self.oee.stop()
             self.oee = None
