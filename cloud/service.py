@@ -2,9 +2,10 @@
 serve the API (uvicorn).
 
 Start order: the notification dispatcher, the alarm engine (it hands notifications to the
-dispatcher), the ingest worker (it hands each stored batch to the alarm engine), the OEE
-runtime (shift calendars file, roll-up scheduler), the production counting loop, the command publisher, the API. Stop order is
-the reverse, so nothing is handed to a part that has already stopped.
+dispatcher), the unit binder (PLC serial tags into unit cycles), the ingest worker (it hands
+each stored batch to the alarm engine and the binder), the OEE runtime (shift calendars file,
+roll-up scheduler), the production counting loop, the command publisher, the API. Stop order
+is the reverse, so nothing is handed to a part that has already stopped.
 
 ``CloudService`` is the programmatic handle (start / stop, the API's bound port); ``run_cloud``
 runs it in the foreground until SIGTERM, SIGINT or ``stop_event``.
@@ -31,6 +32,7 @@ from cloud.errors import CloudError
 from cloud.ingest.worker import IngestWorker
 from cloud.notify.dispatcher import Dispatcher, build_dispatcher
 from cloud.oee.runtime import OeeRuntime
+from cloud.production.binder import UnitBinder
 from cloud.production.runtime import CountingLoop
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class CloudService:
         self.alarms: AlarmEngine | None = None
         self.oee: OeeRuntime | None = None
         self.counting: CountingLoop | None = None
+        self.binder: UnitBinder | None = None
         self.commands: CommandPublisher | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -73,7 +76,11 @@ class CloudService:
         self.notifier.start()
         self.alarms = build_alarm_engine(self.config, self.engine, self.notifier)
         self.alarms.start()
-        self.worker = IngestWorker(self.config, self.engine, observers=[self.alarms.observe])
+        self.binder = UnitBinder(self.engine)
+        self.binder.start()
+        self.worker = IngestWorker(
+            self.config, self.engine, observers=[self.alarms.observe, self.binder.observe]
+        )
         self.worker.start()
         self.oee = OeeRuntime(self.config, self.engine)
         self.oee.start()
@@ -128,6 +135,9 @@ class CloudService:
             self.oee = None
         if self.worker is not None:
             self.worker.stop(timeout)
+        if self.binder is not None:
+            self.binder.stop(timeout)
+            self.binder = None
         if self.alarms is not None:
             self.alarms.stop(timeout)
             self.alarms = None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from forgeline.cli_trace import trace as trace_command
 from forgeline.logs import configure_logging
 
 _LOG_LEVEL = click.option(
@@ -399,3 +400,6 @@ def broker(host: str, port: int, log_level: str) -> None:
 
     configure_logging(log_level, process="broker")
     asyncio.run(run_broker(host, port))
+
+
+main.add_command(trace_command)

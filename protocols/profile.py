@@ -19,7 +19,7 @@ from protocols.yaml_lines import validate_file, validate_yaml
 Protocol = Literal["modbus_tcp", "modbus_rtu", "opcua"]
 Role = Literal[
     "state", "cycle_count", "good_count", "scrap_count", "fault_code",
-    "process_param", "vibration", "temperature", "info",
+    "process_param", "vibration", "temperature", "unit_serial", "info",
 ]  # fmt: skip
 CanonicalState = Literal["running", "idle", "down", "setup", "planned_stop", "offline"]
 CANONICAL_STATES: tuple[str, ...] = ("running", "idle", "down", "setup", "planned_stop", "offline")
@@ -30,8 +30,9 @@ FaultCategory = Literal[
 ]  # fmt: skip
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 
-# Roles a device has at most one of: the OEE and state engines rely on finding them.
-SINGLE_ROLES = ("state", "cycle_count", "good_count", "scrap_count", "fault_code")
+# Roles a device has at most one of: the OEE and state engines and the unit binder rely on
+# finding them (``unit_serial``: the serial of the unit now in the machine).
+SINGLE_ROLES = ("state", "cycle_count", "good_count", "scrap_count", "fault_code", "unit_serial")
 COUNTER_ROLES = ("cycle_count", "good_count", "scrap_count")
 REGISTER_WIDTH: dict[str, int] = {
     "bool": 1, "bitfield": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,

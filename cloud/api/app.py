@@ -20,6 +20,7 @@ from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
 from cloud.api.notify import router as notify_router
 from cloud.api.oee import router as oee_router
+from cloud.api.trace_export import router as trace_export_router
 from cloud.config import CloudConfig
 from cloud.db import create_engine_for, session_factory
 from cloud.errors import InvalidRequest, NotFound
@@ -105,4 +106,5 @@ def create_app(
     app.include_router(oee_router)
     app.include_router(production.router)
     app.include_router(unit_records.router)
+    app.include_router(trace_export_router)
     return app

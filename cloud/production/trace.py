@@ -110,6 +110,7 @@ class ConsumedLot:
 
 @dataclass(frozen=True, slots=True)
 class TestValueTrace:
+    __test__ = False  # not a pytest test class
     characteristic: str
     value: float | None
     unit: str | None
@@ -120,6 +121,7 @@ class TestValueTrace:
 
 @dataclass(frozen=True, slots=True)
 class TestTrace:
+    __test__ = False  # not a pytest test class
     name: str
     machine: str | None
     started_ms: int

@@ -25,6 +25,7 @@ COMMANDS = [
     (["profiles", "validate"], ["FILES"]),
     (["mqtt", "tail"], ["--mqtt-url", "--topic"]),
     (["broker"], ["--port"]),
+    (["trace"], ["SERIAL", "--format", "--output", "--tz", "--database-url"]),
 ]
 
 
