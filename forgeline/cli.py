@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from forgeline.cli_import import import_command
 from forgeline.cli_trace import trace as trace_command
 from forgeline.logs import configure_logging
 
@@ -402,4 +403,5 @@ def broker(host: str, port: int, log_level: str) -> None:
     asyncio.run(run_broker(host, port))
 
 
+main.add_command(import_command)
 main.add_command(trace_command)

@@ -18,6 +18,7 @@ from cloud.api import ingest, machines, production, series, unit_records
 from cloud.api.alarms import router as alarm_router
 from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
+from cloud.api.imports import router as import_router
 from cloud.api.notify import router as notify_router
 from cloud.api.oee import router as oee_router
 from cloud.api.trace_export import router as trace_export_router
@@ -107,4 +108,5 @@ def create_app(
     app.include_router(production.router)
     app.include_router(unit_records.router)
     app.include_router(trace_export_router)
+    app.include_router(import_router)
     return app

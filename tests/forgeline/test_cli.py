@@ -17,7 +17,7 @@ from forgeline.cli import main
 from protocols.wire import DataMessage, JsonCodec, Sample
 
 COMMANDS = [
-    ([], ["demo", "sim", "edge", "cloud", "profiles", "mqtt", "broker"]),
+    ([], ["demo", "sim", "edge", "cloud", "profiles", "mqtt", "broker", "import", "trace"]),
     (["demo"], ["--duration", "--report", "--mqtt-url", "--db-url", "--api-port", "--data-dir"]),
     (["sim"], ["--scenario", "--endpoints-file"]),
     (["edge"], ["--config"]),
@@ -25,6 +25,7 @@ COMMANDS = [
     (["profiles", "validate"], ["FILES"]),
     (["mqtt", "tail"], ["--mqtt-url", "--topic"]),
     (["broker"], ["--port"]),
+    (["import"], ["--kind", "--dry-run", "--tz", "--database-url"]),
     (["trace"], ["SERIAL", "--format", "--output", "--tz", "--database-url"]),
 ]
 
