@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from cloud.db import writer_engine
 from cloud.timeseries.store import TimeSeriesStore
 
 if TYPE_CHECKING:
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
 
 def get_session(request: Request) -> Iterator[Session]:
     with request.app.state.sessions() as session:
+        yield session
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session whose transactions take SQLite's write lock at BEGIN (PostgreSQL: the same as
+    ``get_session``), for routes that read and then write: a deferred SQLite transaction that
+    reads first cannot take the write lock once another writer has committed, and fails."""
+    with Session(writer_engine(request.app.state.engine), expire_on_commit=False) as session:
         yield session
 
 
@@ -36,6 +45,7 @@ def get_worker(request: Request) -> IngestWorker | None:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StoreDep = Annotated[TimeSeriesStore, Depends(get_store)]
 WorkerDep = Annotated["IngestWorker | None", Depends(get_worker)]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from cloud.api.deps import SessionDep
+from cloud.api.deps import WriteSessionDep
 from cloud.errors import InvalidRequest
 from cloud.production.importer import KINDS, ImportFile, ImportRejected, run_import
 from protocols.clock import now_ms
@@ -46,7 +46,7 @@ class ImportProblemsOut(BaseModel):
     responses={400: {"model": ImportProblemsOut, "description": "nothing was imported"}},
 )
 def post_import(
-    session: SessionDep,
+    session: WriteSessionDep,
     file: Annotated[UploadFile | None, File(description="an .xlsx workbook or a .csv file")] = None,
     dry_run: Annotated[bool, Query(description="check and count, write nothing")] = False,
     kind: Annotated[

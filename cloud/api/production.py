@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from cloud.api.deps import SessionDep
+from cloud.api.deps import SessionDep, WriteSessionDep
 from cloud.errors import InvalidRequest
 from cloud.production import backflush, counting, service, trace
 from cloud.production.lifecycle import WORK_ORDER_STATES, IllegalTransition
@@ -183,7 +183,7 @@ def _conflict(error: IllegalTransition) -> HTTPException:
 
 
 @router.put("/erp/products/{external_id}", response_model=ProductOut)
-def put_product(external_id: str, body: ProductIn, session: SessionDep) -> ProductOut:
+def put_product(external_id: str, body: ProductIn, session: WriteSessionDep) -> ProductOut:
     """Create or update a product by the ERP's id (a repeat changes nothing)."""
     spec = service.ProductSpec(body.name, body.unit_of_measure, body.serialised)
     product = service.upsert_product(session, external_id, spec, now_ms())
@@ -192,7 +192,7 @@ def put_product(external_id: str, body: ProductIn, session: SessionDep) -> Produ
 
 
 @router.put("/erp/products/{external_id}/bom", response_model=list[BomItemOut])
-def put_bom(external_id: str, body: BomIn, session: SessionDep) -> list[BomItemOut]:
+def put_bom(external_id: str, body: BomIn, session: WriteSessionDep) -> list[BomItemOut]:
     """Replace the product's bill of materials (components by their external ids)."""
     lines = [
         service.BomLine(item.component, item.quantity_per_unit, item.scrap_allowance_pct)
@@ -204,7 +204,7 @@ def put_bom(external_id: str, body: BomIn, session: SessionDep) -> list[BomItemO
 
 
 @router.put("/erp/routings/{external_id}", response_model=RoutingOut)
-def put_routing(external_id: str, body: RoutingIn, session: SessionDep) -> RoutingOut:
+def put_routing(external_id: str, body: RoutingIn, session: WriteSessionDep) -> RoutingOut:
     """Create or update a routing and its operations (keyed by sequence)."""
     spec = service.RoutingSpec(
         body.product,
@@ -224,7 +224,7 @@ def put_routing(external_id: str, body: RoutingIn, session: SessionDep) -> Routi
 
 
 @router.put("/erp/work-orders/{external_id}", response_model=WorkOrderOut)
-def put_work_order(external_id: str, body: WorkOrderIn, session: SessionDep) -> WorkOrderOut:
+def put_work_order(external_id: str, body: WorkOrderIn, session: WriteSessionDep) -> WorkOrderOut:
     """Create (planned) or update a work order by the ERP's id."""
     spec = service.WorkOrderSpec(
         body.product, body.quantity_ordered, body.routing, body.due_ms, body.priority
@@ -267,7 +267,7 @@ class StagedLotIn(BaseModel):
 
 @router.post("/work-orders/{work_order_id}/staged-lots", status_code=201)
 def post_staged_lot(
-    work_order_id: int, body: StagedLotIn, session: SessionDep
+    work_order_id: int, body: StagedLotIn, session: WriteSessionDep
 ) -> list[backflush.ComponentBalance]:
     """Stage a lot of a BOM component for the order's backflush; answers the balances."""
     order = service.get_work_order(session, work_order_id)
@@ -282,7 +282,7 @@ def post_staged_lot(
 def post_work_order_action(
     work_order_id: int,
     action: Literal["release", "start", "hold", "resume", "complete", "close", "abort"],
-    session: SessionDep,
+    session: WriteSessionDep,
 ) -> WorkOrderOut:
     """A lifecycle action; 409 when the order's state does not allow it."""
     try:
@@ -314,7 +314,7 @@ class UnitOut(BaseModel):
 # before the operation-action route, whose {action} would otherwise take "units"
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/units", response_model=UnitOut)
 def post_unit(
-    work_order_id: int, sequence: int, body: UnitIn, session: SessionDep, response: Response
+    work_order_id: int, sequence: int, body: UnitIn, session: WriteSessionDep, response: Response
 ) -> UnitOut:
     """Create the unit at a running serialising operation (201), or scan it again (200)."""
     at = body.at_ms if body.at_ms is not None else now_ms()
@@ -335,7 +335,7 @@ def post_operation_action(
     work_order_id: int,
     sequence: int,
     action: Literal["start", "pause", "resume", "finish", "report"],
-    session: SessionDep,
+    session: WriteSessionDep,
     body: OperationActionIn | None = None,
 ) -> OperationOut:
     """An operator action: start (on a machine), pause, resume, finish, report counts."""
@@ -414,7 +414,7 @@ class ConsumptionOut(BaseModel):
 
 
 @router.put("/erp/lots/{lot}", response_model=LotOut)
-def put_lot(lot: str, body: LotIn, session: SessionDep) -> LotOut:
+def put_lot(lot: str, body: LotIn, session: WriteSessionDep) -> LotOut:
     """Create or update a material lot by its lot number."""
     spec = trace.LotSpec(body.product, body.quantity, body.supplier, body.supplier_lot)
     row = trace.upsert_lot(session, lot, spec, now_ms())
@@ -427,7 +427,7 @@ def put_lot(lot: str, body: LotIn, session: SessionDep) -> LotOut:
 
 
 @router.post("/consumption", response_model=ConsumptionOut, status_code=201)
-def post_consumption(body: ConsumptionIn, session: SessionDep) -> ConsumptionOut:
+def post_consumption(body: ConsumptionIn, session: WriteSessionDep) -> ConsumptionOut:
     """Record that a unit or an operation consumed a lot or a component unit."""
     operation = (body.operation.work_order_id, body.operation.sequence) if body.operation else None
     row = trace.record_consumption(

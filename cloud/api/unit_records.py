@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from cloud.api.deps import SessionDep
+from cloud.api.deps import SessionDep, WriteSessionDep
 from cloud.api.production import BadRequestRoute
 from cloud.api.timeparse import parse_time_ms
 from cloud.errors import InvalidRequest, NotFound
@@ -60,7 +60,7 @@ class CycleOut(BaseModel):
 
 
 @router.post("/units/{serial}/cycles", response_model=CycleOut, status_code=201)
-def post_cycle(serial: str, body: CycleIn, session: SessionDep) -> CycleOut:
+def post_cycle(serial: str, body: CycleIn, session: WriteSessionDep) -> CycleOut:
     """A whole cycle of the unit on its operation's machine, known after the fact."""
     unit = _unit(session, serial)
     operation = _operation(session, unit, body.sequence)
@@ -97,7 +97,7 @@ class TestOut(BaseModel):
 
 
 @router.post("/units/{serial}/tests", response_model=TestOut, status_code=201)
-def post_test(serial: str, body: TestIn, session: SessionDep) -> TestOut:
+def post_test(serial: str, body: TestIn, session: WriteSessionDep) -> TestOut:
     """A test of the unit with its measured values, limits and verdicts."""
     unit = _unit(session, serial)
     values = [records.TestValueSpec(**v.model_dump()) for v in body.values]
@@ -126,7 +126,7 @@ class InspectionOut(InspectionIn):
 
 
 @router.post("/units/{serial}/inspections", response_model=InspectionOut, status_code=201)
-def post_unit_inspection(serial: str, body: InspectionIn, session: SessionDep) -> InspectionOut:
+def post_unit_inspection(serial: str, body: InspectionIn, session: WriteSessionDep) -> InspectionOut:
     """An inspection result against a unit."""
     spec = records.InspectionSpec(**body.model_dump())
     row = records.record_inspection(session, spec, now_ms(), unit=_unit(session, serial))
@@ -135,7 +135,7 @@ def post_unit_inspection(serial: str, body: InspectionIn, session: SessionDep) -
 
 
 @router.post("/lots/{lot}/inspections", response_model=InspectionOut, status_code=201)
-def post_lot_inspection(lot: str, body: InspectionIn, session: SessionDep) -> InspectionOut:
+def post_lot_inspection(lot: str, body: InspectionIn, session: WriteSessionDep) -> InspectionOut:
     """An inspection result against a material lot (e.g. incoming inspection)."""
     material = session.scalar(select(MaterialLot).where(MaterialLot.external_id == lot))
     if material is None:

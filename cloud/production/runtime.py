@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from cloud.db import writer_engine
 from cloud.production.counting import recount
 from protocols.clock import now_ms
 
@@ -26,7 +27,7 @@ class CountingLoop:
     """Recount live operations every ``interval_s`` seconds."""
 
     def __init__(self, engine: Engine, interval_s: float = 2.0) -> None:
-        self._engine = engine
+        self._engine = writer_engine(engine)  # reads, then writes: take SQLite's lock first
         self.interval_s = interval_s
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

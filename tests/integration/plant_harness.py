@@ -94,9 +94,9 @@ class PlantRun:
 
     # -- parts ------------------------------------------------------------------------------
 
-    def start_sim(self, cnc_faults: str = "") -> None:
+    def start_sim(self, cnc_faults: str = "", scenario_text: str | None = None) -> None:
         scenario = self.workdir / "scenario.yaml"
-        scenario.write_text(SCENARIO % {"cnc_faults": cnc_faults})
+        scenario.write_text(scenario_text or SCENARIO % {"cnc_faults": cnc_faults})
         endpoints = self.workdir / "endpoints.json"
         self.sim = Child("sim", ["sim", "--scenario", str(scenario),
                                  "--endpoints-file", str(endpoints)], self.logs)  # fmt: skip
