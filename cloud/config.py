@@ -15,6 +15,8 @@
     alarm_tick_s: 1.0                    # alarm ticker: delays, stale data, escalation, shelves
     alarm_refresh_s: 10.0                # reload alarm rules, limits and machines this often
     production_count_s: 2.0              # machine counts into running operations this often
+    erp_webhooks: {poll_s: 1.0, max_attempts: 12}   # completions to the ERP
+                                         # (docs/erp-integration.md)
     operator_position: line              # alarm figures per line | area | site
     notifications:                       # alarm notifications (docs/notifications.md)
       channels: {ui: {type: websocket}}  # name -> settings; type: websocket mqtt webhook
@@ -38,6 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloud.integration.settings import WebhookDeliverySettings
 from cloud.notify.settings import NotificationSettings
 from protocols.mqtt_url import MqttUrl, parse_mqtt_url
 from protocols.wire.topics import check_id
@@ -77,6 +80,7 @@ class CloudConfig(BaseModel):
     alarm_builtin_rules: bool = Field(default=True, description="the built-in alarm rule set")
     alarm_tick_s: float = Field(default=1.0, ge=0.05, le=60, description="alarm ticker period")
     alarm_refresh_s: float = Field(default=10.0, ge=0.1, le=3600, description="rule reload")
+    erp_webhooks: WebhookDeliverySettings = Field(default_factory=WebhookDeliverySettings)
     production_count_s: float = Field(
         default=2.0, ge=0.1, le=3600, description="recount machine output into operations"
     )

@@ -4,6 +4,7 @@ from cloud.alarms.models import Alarm, AlarmEvent, AlarmLimit, AlarmRuleRow, Ala
 from cloud.assets.models import Area, Line, Machine, Site
 from cloud.db import Base
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
+from cloud.integration.models import ErpDelivery, ErpDeliveryAttempt, ErpWebhook
 from cloud.machine_state.models import StateInterval
 from cloud.notify.models import NotificationDelivery
 from cloud.oee.models import DowntimeReason, MachineOeeSettings, OeeRollup, ShiftCalendar
@@ -32,6 +33,9 @@ __all__ = [
     "DeviceEvent",
     "DowntimeReason",
     "EdgeNode",
+    "ErpDelivery",
+    "ErpDeliveryAttempt",
+    "ErpWebhook",
     "IngestMessage",
     "Line",
     "Machine",

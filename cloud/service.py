@@ -1,7 +1,7 @@
 """The cloud process: migrate the database, run ingest, alarms, notifications, OEE roll-ups and
 serve the API (uvicorn).
 
-Start order: the notification dispatcher, the alarm engine (it hands notifications to the
+Start order: the notification dispatcher, the ERP webhook delivery, the alarm engine (it hands notifications to the
 dispatcher), the unit binder (PLC serial tags into unit cycles), the ingest worker (it hands
 each stored batch to the alarm engine and the binder), the OEE runtime (shift calendars file,
 roll-up scheduler), the production counting loop, the command publisher, the API. Stop order
@@ -30,6 +30,7 @@ from cloud.config import CloudConfig
 from cloud.db import create_engine_for, migrate
 from cloud.errors import CloudError
 from cloud.ingest.worker import IngestWorker
+from cloud.integration.delivery import WebhookDelivery
 from cloud.notify.dispatcher import Dispatcher, build_dispatcher
 from cloud.oee.runtime import OeeRuntime
 from cloud.production.binder import UnitBinder
@@ -50,6 +51,7 @@ class CloudService:
         self.oee: OeeRuntime | None = None
         self.counting: CountingLoop | None = None
         self.binder: UnitBinder | None = None
+        self.erp_webhooks: WebhookDelivery | None = None
         self.commands: CommandPublisher | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -74,6 +76,8 @@ class CloudService:
         self.engine = create_engine_for(url)
         self.notifier = build_dispatcher(self.config, self.engine)
         self.notifier.start()
+        self.erp_webhooks = WebhookDelivery(self.engine, self.config.erp_webhooks)
+        self.erp_webhooks.start()
         self.alarms = build_alarm_engine(self.config, self.engine, self.notifier)
         self.alarms.start()
         self.binder = UnitBinder(self.engine)
@@ -95,6 +99,7 @@ class CloudService:
             notifier=self.notifier,
             alarms=self.alarms,
             config=self.config,
+            erp_webhooks=self.erp_webhooks,
         )
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -141,6 +146,9 @@ class CloudService:
         if self.alarms is not None:
             self.alarms.stop(timeout)
             self.alarms = None
+        if self.erp_webhooks is not None:
+            self.erp_webhooks.stop(timeout)
+            self.erp_webhooks = None
         if self.notifier is not None:
             self.notifier.stop(timeout)
             self.notifier = None

@@ -19,6 +19,7 @@ from cloud.api.alarms import router as alarm_router
 from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
 from cloud.api.imports import router as import_router
+from cloud.api.integration import router as integration_router
 from cloud.api.notify import router as notify_router
 from cloud.api.oee import router as oee_router
 from cloud.api.trace_export import router as trace_export_router
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from cloud.alarms.engine import AlarmEngine
     from cloud.commands import CommandPublisher
     from cloud.ingest.worker import IngestWorker
+    from cloud.integration.delivery import WebhookDelivery
     from cloud.notify.dispatcher import Dispatcher
 
 
@@ -42,6 +44,7 @@ def create_app(
     notifier: Dispatcher | None = None,
     alarms: AlarmEngine | None = None,
     config: CloudConfig | None = None,
+    erp_webhooks: WebhookDelivery | None = None,
 ) -> FastAPI:
     """The REST API over the database of ``source`` (a config, or an engine the caller owns).
 
@@ -76,6 +79,7 @@ def create_app(
     app.state.oee_settings = OeeSettings.from_config(config)
     app.state.notifier = notifier  # alarm notifications: deliveries API and the WebSocket stream
     app.state.alarms = alarms  # the running alarm engine (rule sources, wake after API edits)
+    app.state.erp_webhooks = erp_webhooks  # the ERP webhook delivery thread (woken on retry)
 
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, error: NotFound) -> JSONResponse:
@@ -109,4 +113,5 @@ def create_app(
     app.include_router(unit_records.router)
     app.include_router(trace_export_router)
     app.include_router(import_router)
+    app.include_router(integration_router)
     return app

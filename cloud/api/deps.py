@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cloud.db import writer_engine
+from cloud.errors import InvalidRequest
 from cloud.timeseries.store import TimeSeriesStore
 
 if TYPE_CHECKING:
@@ -49,3 +52,20 @@ WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StoreDep = Annotated[TimeSeriesStore, Depends(get_store)]
 WorkerDep = Annotated["IngestWorker | None", Depends(get_worker)]
+
+
+class BadRequestRoute(APIRoute):
+    """A route whose request validation errors answer 400 with the failing field."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                first = error.errors()[0]
+                field = ".".join(str(part) for part in first["loc"] if part != "body")
+                raise InvalidRequest(f"{field}: {first['msg']}") from error
+
+        return route

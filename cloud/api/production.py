@@ -6,38 +6,16 @@ validate answers 400 naming the field (this router's route class turns FastAPI's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from cloud.api.deps import SessionDep, WriteSessionDep
-from cloud.errors import InvalidRequest
+from cloud.api.deps import BadRequestRoute, SessionDep, WriteSessionDep
 from cloud.production import backflush, counting, service, trace
 from cloud.production.lifecycle import WORK_ORDER_STATES, IllegalTransition
 from cloud.production.models import DEFAULT_PRIORITY, WorkOrder, WorkOrderOperation
 from protocols.clock import now_ms
-
-
-class BadRequestRoute(APIRoute):
-    """A route whose request validation errors answer 400 with the failing field."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as error:
-                first = error.errors()[0]
-                field = ".".join(str(part) for part in first["loc"] if part != "body")
-                raise InvalidRequest(f"{field}: {first['msg']}") from error
-
-        return route
-
 
 router = APIRouter(prefix="/api", tags=["production"], route_class=BadRequestRoute)
 

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from cloud.api.deps import SessionDep, WriteSessionDep
-from cloud.api.production import BadRequestRoute
+from cloud.api.deps import BadRequestRoute, SessionDep, WriteSessionDep
 from cloud.api.timeparse import parse_time_ms
 from cloud.errors import InvalidRequest, NotFound
 from cloud.production import recall, records, trace
@@ -126,7 +125,9 @@ class InspectionOut(InspectionIn):
 
 
 @router.post("/units/{serial}/inspections", response_model=InspectionOut, status_code=201)
-def post_unit_inspection(serial: str, body: InspectionIn, session: WriteSessionDep) -> InspectionOut:
+def post_unit_inspection(
+    serial: str, body: InspectionIn, session: WriteSessionDep
+) -> InspectionOut:
     """An inspection result against a unit."""
     spec = records.InspectionSpec(**body.model_dump())
     row = records.record_inspection(session, spec, now_ms(), unit=_unit(session, serial))

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cloud.assets.models import Line, Machine
 from cloud.errors import InvalidRequest, NotFound
+from cloud.integration.events import enqueue_operation_completed, enqueue_work_order_completed
 from cloud.production import backflush, records
 from cloud.production import lifecycle as lc
 from cloud.production.models import (
@@ -298,6 +299,8 @@ def work_order_action(session: Session, work_order_id: int, action: str, now: in
     order.state = new_state
     order.updated_ms = now
     session.flush()
+    if action == "complete":
+        enqueue_work_order_completed(session, order, now)
     return order
 
 
@@ -432,6 +435,8 @@ def operation_action(
         backflush.backflush(session, order, now)
     order.updated_ms = now
     session.flush()
+    if action == "finish":
+        enqueue_operation_completed(session, operation, now)  # to the ERP, in this transaction
     return operation
 
 

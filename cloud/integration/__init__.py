@@ -1,0 +1,1 @@
+"""ERP integration: completion webhooks back to the ERP, with retries and a delivery log."""
