@@ -22,7 +22,7 @@ from cloud.assets.models import Machine
 from cloud.errors import InvalidRequest, NotFound
 from cloud.production.models import WorkOrder, WorkOrderOperation
 from cloud.production.trace import consumers_of
-from cloud.production.trace_models import Consumption, Unit, UnitCycle
+from cloud.production.trace_models import Unit, UnitCycle
 from cloud.timeseries.models import TsSeries, ts_sample
 
 
@@ -154,7 +154,7 @@ def recall_by_excursion(
     )
     units = [RecallUnit(serial, order, reasons[uid], 0) for uid, serial, order in rows]
     if reasons:
-        consumers = consumers_of(session, Consumption.consumed_unit_id.in_(reasons), set(reasons))
+        consumers = consumers_of(session, unit_ids=set(reasons), skip=set(reasons))
         units += [RecallUnit(u.serial, u.work_order, "component", u.depth) for u in consumers.units]
     units.sort(key=lambda u: (u.depth, u.serial))
     orders = sorted({u.work_order for u in units})

@@ -15,9 +15,10 @@ component serials at any depth.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cloud.alarms.models import Alarm
@@ -32,7 +33,12 @@ from cloud.production.models import (
     WorkOrder,
     WorkOrderOperation,
 )
-from cloud.production.parameters import ParameterSummary, parameter_summary
+from cloud.production.parameters import (
+    ParameterSummary,
+    Window,
+    parameter_summaries,
+    parameter_summary,
+)
 from cloud.production.trace_models import (
     Consumption,
     Inspection,
@@ -298,18 +304,28 @@ def record_consumption(
     return row
 
 
-def _alarms(session: Session, machine_id: int, start_ms: int, end_ms: int) -> list[AlarmInWindow]:
-    """Alarms raised in the window, or raised before it and still active in it."""
-    query = (
-        select(Alarm)
-        .where(Alarm.machine_id == machine_id, Alarm.raised_ms < end_ms)
-        .where(or_(Alarm.cleared_ms.is_(None), Alarm.cleared_ms >= start_ms))
-        .order_by(Alarm.raised_ms, Alarm.id)
-    )
-    return [
-        AlarmInWindow(a.id, a.rule, a.metric, a.message, a.raised_ms, a.cleared_ms)
-        for a in session.scalars(query)
-    ]
+def _alarms(session: Session, windows: list[Window]) -> list[list[AlarmInWindow]]:
+    """Per window: the alarms its machine raised in it, or raised before and active in it."""
+    out: list[list[AlarmInWindow]] = [[] for _ in windows]
+    if not windows:
+        return out
+    overlaps = [
+        and_(Alarm.machine_id == w.machine_id, Alarm.raised_ms < w.end_ms,
+             or_(Alarm.cleared_ms.is_(None), Alarm.cleared_ms >= w.start_ms))
+        for w in windows
+    ]  # fmt: skip
+    for a in session.scalars(
+        select(Alarm).where(or_(*overlaps)).order_by(Alarm.raised_ms, Alarm.id)
+    ):
+        for i, w in enumerate(windows):
+            active_in = a.raised_ms < w.end_ms and (
+                a.cleared_ms is None or a.cleared_ms >= w.start_ms
+            )
+            if a.machine_id == w.machine_id and active_in:
+                out[i].append(
+                    AlarmInWindow(a.id, a.rule, a.metric, a.message, a.raised_ms, a.cleared_ms)
+                )
+    return out
 
 
 def _events(session: Session, operation_ids: list[int]) -> dict[int, list[OperatorEntry]]:
@@ -337,7 +353,10 @@ def _cycle_windows(session: Session, unit_id: int, now: int) -> dict[int, tuple[
     return windows
 
 
-def _operation_traces(session: Session, unit: Unit, now: int) -> list[OperationTrace]:
+def _operation_traces(
+    session: Session, unit: Unit, now: int
+) -> tuple[list[OperationTrace], list[int]]:
+    """The traces of the operations of the unit's order, and their ids."""
     query = (
         select(WorkOrderOperation, RoutingOperation.name, Machine.name)
         .join(RoutingOperation, RoutingOperation.id == WorkOrderOperation.routing_operation_id)
@@ -348,29 +367,34 @@ def _operation_traces(session: Session, unit: Unit, now: int) -> list[OperationT
     rows = list(session.execute(query))
     events = _events(session, [operation.id for operation, _, _ in rows])
     cycles = _cycle_windows(session, unit.id, now)
-    traces = []
-    for operation, name, machine in rows:
+    spans: list[tuple[str, int | None, int | None]] = []
+    windows: list[Window] = []
+    for operation, _, _ in rows:
         window, start, end = "operation", operation.started_ms, operation.finished_ms
         if operation.id in cycles:
             window, (start, end) = "unit_cycle", cycles[operation.id]
         elif start is not None and end is None:
             end = now
-        parameters: list[ParameterSummary] = []
-        alarms: list[AlarmInWindow] = []
+        spans.append((window, start, end))
         if operation.machine_id is not None and start is not None and end is not None:
-            parameters = parameter_summary(session, operation.machine_id, start, end)
-            alarms = _alarms(session, operation.machine_id, start, end)
+            windows.append(Window(operation.machine_id, start, end))
+    summaries = iter(parameter_summaries(session, windows))
+    alarms = iter(_alarms(session, windows))
+    traces = []
+    for (operation, name, machine), (window, start, end) in zip(rows, spans, strict=True):
+        summarised = operation.machine_id is not None and start is not None and end is not None
         entries = events.get(operation.id, [])
         operators = sorted({e.operator for e in entries if e.operator})
         traces.append(
             OperationTrace(
                 operation.sequence, name, operation.machine_id, machine, operation.state,
                 operation.started_ms, operation.finished_ms, operators, operation.good,
-                operation.scrap, operation.quantity_rework, window, start, end, parameters,
-                alarms, entries,
+                operation.scrap, operation.quantity_rework, window, start, end,
+                next(summaries) if summarised else [], next(alarms) if summarised else [],
+                entries,
             )
         )  # fmt: skip
-    return traces
+    return traces, [operation.id for operation, _, _ in rows]
 
 
 def _tests(session: Session, unit_id: int) -> list[TestTrace]:
@@ -429,12 +453,9 @@ def _unit_trace(session: Session, unit: Unit, now: int, seen: set[int]) -> UnitT
         .where(Unit.id == unit.id)
     ).one()
     order, product, created_at = head
+    operations, operation_ids = _operation_traces(session, unit, now)
     trace = UnitTrace(
-        unit.serial, product, unit.work_order_id, order, created_at, unit.created_ms,
-        _operation_traces(session, unit, now),
-    )  # fmt: skip
-    operation_ids = select(WorkOrderOperation.id).where(
-        WorkOrderOperation.work_order_id == unit.work_order_id
+        unit.serial, product, unit.work_order_id, order, created_at, unit.created_ms, operations
     )
     lot_product = aliased(Product)
     rows = session.execute(
@@ -477,52 +498,81 @@ def backward_trace(session: Session, serial: str, now: int) -> UnitTrace:
     return _unit_trace(session, unit, now, set())
 
 
-def consumers_of(session: Session, consumed: ColumnElement[bool], skip: set[int]) -> ForwardTrace:
-    """Units and work orders that consumed what ``consumed`` selects (a condition on
-    ``Consumption``), then their consumers, at any depth; units in ``skip`` are left out."""
+CHUNK = 500  # ids per IN list: literal lists let PostgreSQL use the indexes, chunks keep
+# SQLite under its bound-parameter limit
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), CHUNK):
+        yield ordered[i : i + CHUNK]
+
+
+def _consumers(
+    session: Session, lot_id: int | None, unit_ids: set[int]
+) -> tuple[set[int], set[int]]:
+    """Units that consumed the lot or the units directly, and work orders whose operations
+    did (their units all count)."""
+    conditions: list[ColumnElement[bool]] = []
+    if lot_id is not None:
+        conditions.append(Consumption.consumed_lot_id == lot_id)
+    conditions += [Consumption.consumed_unit_id.in_(chunk) for chunk in _chunks(unit_ids)]
+    units: set[int] = set()
+    orders: set[int] = set()
+    for condition in conditions:
+        rows = session.execute(
+            select(Consumption.consumer_unit_id, WorkOrderOperation.work_order_id)
+            .outerjoin(
+                WorkOrderOperation, WorkOrderOperation.id == Consumption.consumer_operation_id
+            )
+            .where(condition)
+        )
+        for unit_id, order_id in rows:
+            if unit_id is not None:
+                units.add(unit_id)
+            if order_id is not None:
+                orders.add(order_id)
+    for chunk in _chunks(orders):
+        units.update(session.scalars(select(Unit.id).where(Unit.work_order_id.in_(chunk))))
+    return units, orders
+
+
+def consumers_of(
+    session: Session, *, lot_id: int | None = None, unit_ids: Iterable[int] = (),
+    skip: Iterable[int] = (),
+) -> ForwardTrace:  # fmt: skip
+    """Units and work orders that consumed the lot and/or the units, then their consumers, at
+    any depth; units in ``skip`` are left out."""
     found: dict[int, int] = {}  # unit id -> depth
     orders: set[int] = set()
+    left_out = set(skip)
+    frontier = set(unit_ids)
     depth = 1
-    while True:
-        direct = select(Consumption.consumer_unit_id).where(
-            consumed, Consumption.consumer_unit_id.is_not(None)
-        )
-        booked = (
-            select(WorkOrderOperation.work_order_id)
-            .join(Consumption, Consumption.consumer_operation_id == WorkOrderOperation.id)
-            .where(consumed)
-        )
-        orders.update(session.scalars(booked))
-        new = {
-            unit_id
-            for unit_id in session.scalars(
-                select(Unit.id).where(or_(Unit.id.in_(direct), Unit.work_order_id.in_(booked)))
-            )
-            if unit_id not in found and unit_id not in skip
-        }
-        if not new:
-            break
-        found.update(dict.fromkeys(new, depth))
-        consumed = Consumption.consumed_unit_id.in_(new)
+    while lot_id is not None or frontier:
+        units, booked = _consumers(session, lot_id, frontier)
+        orders |= booked
+        lot_id = None
+        frontier = {u for u in units if u not in found and u not in left_out}
+        found.update(dict.fromkeys(frontier, depth))
         depth += 1
-    query = (
-        select(Unit, Product.external_id, WorkOrder.external_id)
-        .join(Product, Product.id == Unit.product_id)
-        .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
-        .where(Unit.id.in_(found))
-        .order_by(Unit.serial)
-    )
-    units = [
-        ForwardUnit(unit.serial, product, unit.work_order_id, order, found[unit.id])
-        for unit, product, order in session.execute(query)
-    ]
-    orders.update(unit.work_order_id for unit in units)
-    names = session.scalars(
-        select(WorkOrder.external_id)
-        .where(WorkOrder.id.in_(orders))
-        .order_by(WorkOrder.external_id)
-    )
-    return ForwardTrace("", "", units, list(names))
+    units_out: list[ForwardUnit] = []
+    for chunk in _chunks(found):
+        query = (
+            select(Unit, Product.external_id, WorkOrder.external_id)
+            .join(Product, Product.id == Unit.product_id)
+            .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
+            .where(Unit.id.in_(chunk))
+        )
+        units_out += [
+            ForwardUnit(unit.serial, product, unit.work_order_id, order, found[unit.id])
+            for unit, product, order in session.execute(query)
+        ]
+    units_out.sort(key=lambda u: u.serial)
+    orders.update(unit.work_order_id for unit in units_out)
+    names: list[str] = []
+    for chunk in _chunks(orders):
+        names += session.scalars(select(WorkOrder.external_id).where(WorkOrder.id.in_(chunk)))
+    return ForwardTrace("", "", units_out, sorted(names))
 
 
 def forward_trace(session: Session, lot_number: str) -> ForwardTrace:
@@ -530,7 +580,7 @@ def forward_trace(session: Session, lot_number: str) -> ForwardTrace:
     lot = _lot(session, lot_number)
     if lot is None:
         raise NotFound(f"no material lot {lot_number!r}")
-    found = consumers_of(session, Consumption.consumed_lot_id == lot.id, set())
+    found = consumers_of(session, lot_id=lot.id)
     return ForwardTrace(lot.external_id, "lot", found.units, found.work_orders)
 
 
@@ -539,7 +589,7 @@ def forward_trace_of_unit(session: Session, serial: str) -> ForwardTrace:
     unit = _unit(session, serial)
     if unit is None:
         raise NotFound(f"no unit with serial {serial!r}")
-    found = consumers_of(session, Consumption.consumed_unit_id == unit.id, {unit.id})
+    found = consumers_of(session, unit_ids={unit.id}, skip={unit.id})
     return ForwardTrace(unit.serial, "unit", found.units, found.work_orders)
 
 
