@@ -314,175 +314,188 @@ def _alarms(session: Session, windows: list[Window]) -> list[list[AlarmInWindow]
              or_(Alarm.cleared_ms.is_(None), Alarm.cleared_ms >= w.start_ms))
         for w in windows
     ]  # fmt: skip
-    for a in session.scalars(
-        select(Alarm).where(or_(*overlaps)).order_by(Alarm.raised_ms, Alarm.id)
-    ):
+    query = (
+        select(Alarm.id, Alarm.rule, Alarm.metric, Alarm.message, Alarm.raised_ms,
+               Alarm.cleared_ms, Alarm.machine_id)
+        .where(or_(*overlaps))
+        .order_by(Alarm.raised_ms, Alarm.id)
+    )  # fmt: skip
+    for a in session.execute(query):
         for i, w in enumerate(windows):
             active_in = a.raised_ms < w.end_ms and (
                 a.cleared_ms is None or a.cleared_ms >= w.start_ms
             )
             if a.machine_id == w.machine_id and active_in:
-                out[i].append(
-                    AlarmInWindow(a.id, a.rule, a.metric, a.message, a.raised_ms, a.cleared_ms)
-                )
+                out[i].append(AlarmInWindow(*a[:6]))
     return out
 
 
 def _events(session: Session, operation_ids: list[int]) -> dict[int, list[OperatorEntry]]:
     events: dict[int, list[OperatorEntry]] = {}
-    rows = session.scalars(
-        select(OperationEvent)
-        .where(OperationEvent.operation_id.in_(operation_ids))
-        .order_by(OperationEvent.ms, OperationEvent.id)
+    e = OperationEvent
+    rows = session.execute(
+        select(e.operation_id, e.action, e.operator, e.ms, e.good, e.scrap, e.rework, e.reason)
+        .where(e.operation_id.in_(operation_ids))
+        .order_by(e.ms, e.id)
     )
-    for e in rows:
-        entry = OperatorEntry(e.action, e.operator, e.ms, e.good, e.scrap, e.rework, e.reason)
-        events.setdefault(e.operation_id, []).append(entry)
+    for row in rows:
+        events.setdefault(row[0], []).append(OperatorEntry(*row[1:]))
     return events
 
 
 def _cycle_windows(session: Session, unit_id: int, now: int) -> dict[int, tuple[int, int]]:
     """Operation id → the span of the unit's cycles in it (an open cycle ends at ``now``)."""
     windows: dict[int, tuple[int, int]] = {}
-    for cycle in session.scalars(select(UnitCycle).where(UnitCycle.unit_id == unit_id)):
-        if cycle.operation_id is None:
+    rows = session.execute(
+        select(UnitCycle.operation_id, UnitCycle.start_ms, UnitCycle.end_ms).where(
+            UnitCycle.unit_id == unit_id, UnitCycle.operation_id.is_not(None)
+        )
+    )
+    for operation_id, start, end_ms in rows:
+        if operation_id is None:  # excluded by the query; for the type checker
             continue
-        end = cycle.end_ms if cycle.end_ms is not None else max(now, cycle.start_ms)
-        start0, end0 = windows.get(cycle.operation_id, (cycle.start_ms, end))
-        windows[cycle.operation_id] = (min(start0, cycle.start_ms), max(end0, end))
+        end = end_ms if end_ms is not None else max(now, start)
+        start0, end0 = windows.get(operation_id, (start, end))
+        windows[operation_id] = (min(start0, start), max(end0, end))
     return windows
 
 
 def _operation_traces(
-    session: Session, unit: Unit, now: int
+    session: Session, unit: _UnitRow, now: int
 ) -> tuple[list[OperationTrace], list[int]]:
     """The traces of the operations of the unit's order, and their ids."""
+    op = WorkOrderOperation
     query = (
-        select(WorkOrderOperation, RoutingOperation.name, Machine.name)
-        .join(RoutingOperation, RoutingOperation.id == WorkOrderOperation.routing_operation_id)
-        .outerjoin(Machine, Machine.id == WorkOrderOperation.machine_id)
-        .where(WorkOrderOperation.work_order_id == unit.work_order_id)
-        .order_by(WorkOrderOperation.sequence)
-    )
+        select(op.id, op.sequence, RoutingOperation.name, op.machine_id, Machine.name, op.state,
+               op.started_ms, op.finished_ms, op.machine_good + op.quantity_good,
+               op.machine_scrap + op.quantity_scrap, op.quantity_rework)
+        .join(RoutingOperation, RoutingOperation.id == op.routing_operation_id)
+        .outerjoin(Machine, Machine.id == op.machine_id)
+        .where(op.work_order_id == unit.work_order_id)
+        .order_by(op.sequence)
+    )  # fmt: skip
     rows = list(session.execute(query))
-    events = _events(session, [operation.id for operation, _, _ in rows])
+    ids = [row[0] for row in rows]
+    events = _events(session, ids)
     cycles = _cycle_windows(session, unit.id, now)
     spans: list[tuple[str, int | None, int | None]] = []
     windows: list[Window] = []
-    for operation, _, _ in rows:
-        window, start, end = "operation", operation.started_ms, operation.finished_ms
-        if operation.id in cycles:
-            window, (start, end) = "unit_cycle", cycles[operation.id]
+    for row in rows:
+        window, start, end = "operation", row.started_ms, row.finished_ms
+        if row.id in cycles:
+            window, (start, end) = "unit_cycle", cycles[row.id]
         elif start is not None and end is None:
             end = now
         spans.append((window, start, end))
-        if operation.machine_id is not None and start is not None and end is not None:
-            windows.append(Window(operation.machine_id, start, end))
+        if row.machine_id is not None and start is not None and end is not None:
+            windows.append(Window(row.machine_id, start, end))
     summaries = iter(parameter_summaries(session, windows))
     alarms = iter(_alarms(session, windows))
     traces = []
-    for (operation, name, machine), (window, start, end) in zip(rows, spans, strict=True):
-        summarised = operation.machine_id is not None and start is not None and end is not None
-        entries = events.get(operation.id, [])
+    for row, (window, start, end) in zip(rows, spans, strict=True):
+        (_, sequence, name, machine_id, machine, state, started, finished, good, scrap,
+         rework) = row  # fmt: skip
+        summarised = machine_id is not None and start is not None and end is not None
+        entries = events.get(row.id, [])
         operators = sorted({e.operator for e in entries if e.operator})
         traces.append(
             OperationTrace(
-                operation.sequence, name, operation.machine_id, machine, operation.state,
-                operation.started_ms, operation.finished_ms, operators, operation.good,
-                operation.scrap, operation.quantity_rework, window, start, end,
+                sequence, name, machine_id, machine, state, started, finished, operators,
+                int(good), int(scrap), rework, window, start, end,
                 next(summaries) if summarised else [], next(alarms) if summarised else [],
                 entries,
             )
         )  # fmt: skip
-    return traces, [operation.id for operation, _, _ in rows]
+    return traces, ids
 
 
 def _tests(session: Session, unit_id: int) -> list[TestTrace]:
-    tests = list(
-        session.execute(
-            select(UnitTest, Machine.name)
-            .outerjoin(Machine, Machine.id == UnitTest.machine_id)
-            .where(UnitTest.unit_id == unit_id)
-            .order_by(UnitTest.started_ms, UnitTest.id)
-        )
-    )
-    values: dict[int, list[TestValueTrace]] = {}
-    if tests:
-        rows = session.scalars(
-            select(UnitTestValue)
-            .where(UnitTestValue.test_id.in_([t.id for t, _ in tests]))
-            .order_by(UnitTestValue.id)
-        )
-        for v in rows:
-            values.setdefault(v.test_id, []).append(
-                TestValueTrace(
-                    v.characteristic, v.value, v.unit, v.low_limit, v.high_limit, v.passed
-                )
+    t, v = UnitTest, UnitTestValue
+    rows = session.execute(
+        select(t.id, t.name, Machine.name, t.started_ms, t.finished_ms, t.passed, t.source,
+               v.characteristic, v.value, v.unit, v.low_limit, v.high_limit, v.passed)
+        .outerjoin(v, v.test_id == t.id)
+        .outerjoin(Machine, Machine.id == t.machine_id)
+        .where(t.unit_id == unit_id)
+        .order_by(t.started_ms, t.id, v.id)
+    )  # fmt: skip
+    tests: dict[int, TestTrace] = {}
+    for row in rows:
+        (test_id, name, machine, started, finished, passed, source, characteristic, value, unit,
+         low, high, value_passed) = row  # fmt: skip
+        test = tests.get(test_id)
+        if test is None:
+            test = tests[test_id] = TestTrace(
+                name, machine, started, finished, passed, source, values=[]
             )
-    return [
-        TestTrace(
-            t.name, machine, t.started_ms, t.finished_ms, t.passed, t.source, values.get(t.id, [])
-        )
-        for t, machine in tests
-    ]
+        if characteristic is not None:  # a test without values has one row of NULLs
+            test.values.append(TestValueTrace(characteristic, value, unit, low, high, value_passed))
+    return list(tests.values())
 
 
 def _inspections(session: Session, unit_id: int, lot_ids: list[int]) -> list[InspectionTrace]:
+    i = Inspection
     query = (
-        select(Inspection, MaterialLot.external_id)
-        .outerjoin(MaterialLot, MaterialLot.id == Inspection.lot_id)
-        .where(or_(Inspection.unit_id == unit_id, Inspection.lot_id.in_(lot_ids)))
-        .order_by(Inspection.ms, Inspection.id)
-    )
-    return [
-        InspectionTrace(
-            i.characteristic, i.value, i.attribute, i.passed, i.inspector, i.ms, i.note, lot
-        )
-        for i, lot in session.execute(query)
-    ]
+        select(i.characteristic, i.value, i.attribute, i.passed, i.inspector, i.ms, i.note,
+               MaterialLot.external_id)
+        .outerjoin(MaterialLot, MaterialLot.id == i.lot_id)
+        .where(or_(i.unit_id == unit_id, i.lot_id.in_(lot_ids)))
+        .order_by(i.ms, i.id)
+    )  # fmt: skip
+    return [InspectionTrace(*row) for row in session.execute(query)]
 
 
-def _unit_trace(session: Session, unit: Unit, now: int, seen: set[int]) -> UnitTrace:
-    seen.add(unit.id)
-    head = session.execute(
-        select(WorkOrder.external_id, Product.external_id, WorkOrderOperation.sequence)
-        .select_from(Unit)
+@dataclass(frozen=True, slots=True)
+class _UnitRow:
+    id: int
+    serial: str
+    work_order_id: int
+    created_ms: int
+    work_order: str
+    product: str
+    created_at_operation: int
+
+
+def _unit_row(session: Session, condition: ColumnElement[bool]) -> _UnitRow | None:
+    row = session.execute(
+        select(Unit.id, Unit.serial, Unit.work_order_id, Unit.created_ms, WorkOrder.external_id,
+               Product.external_id, WorkOrderOperation.sequence)
         .join(Product, Product.id == Unit.product_id)
         .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
         .join(WorkOrderOperation, WorkOrderOperation.id == Unit.operation_id)
-        .where(Unit.id == unit.id)
-    ).one()
-    order, product, created_at = head
+        .where(condition)
+    ).first()  # fmt: skip
+    return None if row is None else _UnitRow(*row)
+
+
+def _unit_trace(session: Session, unit: _UnitRow, now: int, seen: set[int]) -> UnitTrace:
+    seen.add(unit.id)
     operations, operation_ids = _operation_traces(session, unit, now)
     trace = UnitTrace(
-        unit.serial, product, unit.work_order_id, order, created_at, unit.created_ms, operations
-    )
+        unit.serial, unit.product, unit.work_order_id, unit.work_order,
+        unit.created_at_operation, unit.created_ms, operations,
+    )  # fmt: skip
     lot_product = aliased(Product)
+    c, lot = Consumption, MaterialLot
     rows = session.execute(
-        select(Consumption, WorkOrderOperation.sequence, MaterialLot, lot_product.external_id)
-        .outerjoin(WorkOrderOperation, WorkOrderOperation.id == Consumption.consumer_operation_id)
-        .outerjoin(MaterialLot, MaterialLot.id == Consumption.consumed_lot_id)
-        .outerjoin(lot_product, lot_product.id == MaterialLot.product_id)
-        .where(
-            or_(
-                Consumption.consumer_unit_id == unit.id,
-                Consumption.consumer_operation_id.in_(operation_ids),
-            )
-        )
-        .order_by(Consumption.ms, Consumption.id)
-    )
+        select(c.consumed_lot_id, c.consumed_unit_id, lot.external_id, lot_product.external_id,
+               lot.supplier, lot.supplier_lot, c.quantity, c.ms, WorkOrderOperation.sequence,
+               c.source)
+        .outerjoin(WorkOrderOperation, WorkOrderOperation.id == c.consumer_operation_id)
+        .outerjoin(lot, lot.id == c.consumed_lot_id)
+        .outerjoin(lot_product, lot_product.id == lot.product_id)
+        .where(or_(c.consumer_unit_id == unit.id, c.consumer_operation_id.in_(operation_ids)))
+        .order_by(c.ms, c.id)
+    )  # fmt: skip
     lot_ids: list[int] = []
-    for consumption, sequence, lot, lot_product_id in rows:
-        if lot is not None:
-            lot_ids.append(lot.id)
+    for row in rows:
+        if row.consumed_lot_id is not None:
+            lot_ids.append(row.consumed_lot_id)
             trace.lots.append(
-                ConsumedLot(
-                    lot.external_id, lot_product_id, lot.supplier, lot.supplier_lot,
-                    consumption.quantity, consumption.ms, sequence, consumption.source,
-                )
-            )  # fmt: skip
-        elif consumption.consumed_unit_id not in seen:
-            component = session.get(Unit, consumption.consumed_unit_id)
+                ConsumedLot(row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+            )
+        elif row.consumed_unit_id not in seen:
+            component = _unit_row(session, Unit.id == row.consumed_unit_id)
             assert component is not None
             trace.components.append(_unit_trace(session, component, now, seen))
     trace.tests = _tests(session, unit.id)
@@ -492,7 +505,7 @@ def _unit_trace(session: Session, unit: Unit, now: int, seen: set[int]) -> UnitT
 
 def backward_trace(session: Session, serial: str, now: int) -> UnitTrace:
     """How unit ``serial`` was made (see the module docstring)."""
-    unit = _unit(session, serial)
+    unit = _unit_row(session, Unit.serial == serial)
     if unit is None:
         raise NotFound(f"no unit with serial {serial!r}")
     return _unit_trace(session, unit, now, set())
