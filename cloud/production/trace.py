@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cloud.alarms.models import Alarm
@@ -304,6 +304,69 @@ def record_consumption(
     return row
 
 
+# The statements of a backward trace, built once (building them per call costs more than
+# running them on a warm database).
+_op = WorkOrderOperation
+_OPERATIONS = (
+    select(_op.id, _op.sequence, RoutingOperation.name, _op.machine_id, Machine.name, _op.state,
+           _op.started_ms, _op.finished_ms, _op.machine_good + _op.quantity_good,
+           _op.machine_scrap + _op.quantity_scrap, _op.quantity_rework)
+    .join(RoutingOperation, RoutingOperation.id == _op.routing_operation_id)
+    .outerjoin(Machine, Machine.id == _op.machine_id)
+    .where(_op.work_order_id == bindparam("order"))
+    .order_by(_op.sequence)
+)  # fmt: skip
+_EVENTS = (
+    select(OperationEvent.operation_id, OperationEvent.action, OperationEvent.operator,
+           OperationEvent.ms, OperationEvent.good, OperationEvent.scrap, OperationEvent.rework,
+           OperationEvent.reason)
+    .where(OperationEvent.operation_id.in_(bindparam("ids", expanding=True)))
+    .order_by(OperationEvent.ms, OperationEvent.id)
+)  # fmt: skip
+_CYCLES = select(UnitCycle.operation_id, UnitCycle.start_ms, UnitCycle.end_ms).where(
+    UnitCycle.unit_id == bindparam("unit"), UnitCycle.operation_id.is_not(None)
+)
+_TESTS = (
+    select(UnitTest.id, UnitTest.name, Machine.name, UnitTest.started_ms, UnitTest.finished_ms,
+           UnitTest.passed, UnitTest.source, UnitTestValue.characteristic, UnitTestValue.value,
+           UnitTestValue.unit, UnitTestValue.low_limit, UnitTestValue.high_limit,
+           UnitTestValue.passed)
+    .outerjoin(UnitTestValue, UnitTestValue.test_id == UnitTest.id)
+    .outerjoin(Machine, Machine.id == UnitTest.machine_id)
+    .where(UnitTest.unit_id == bindparam("unit"))
+    .order_by(UnitTest.started_ms, UnitTest.id, UnitTestValue.id)
+)  # fmt: skip
+_INSPECTIONS = (
+    select(Inspection.characteristic, Inspection.value, Inspection.attribute, Inspection.passed,
+           Inspection.inspector, Inspection.ms, Inspection.note, MaterialLot.external_id)
+    .outerjoin(MaterialLot, MaterialLot.id == Inspection.lot_id)
+    .where(or_(Inspection.unit_id == bindparam("unit"),
+               Inspection.lot_id.in_(bindparam("lots", expanding=True))))
+    .order_by(Inspection.ms, Inspection.id)
+)  # fmt: skip
+_unit_head = (
+    select(Unit.id, Unit.serial, Unit.work_order_id, Unit.created_ms, WorkOrder.external_id,
+           Product.external_id, WorkOrderOperation.sequence)
+    .join(Product, Product.id == Unit.product_id)
+    .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
+    .join(WorkOrderOperation, WorkOrderOperation.id == Unit.operation_id)
+)  # fmt: skip
+_UNIT_BY_SERIAL = _unit_head.where(Unit.serial == bindparam("serial"))
+_UNIT_BY_ID = _unit_head.where(Unit.id == bindparam("id"))
+_lot_product = aliased(Product)
+_CONSUMPTION = (
+    select(Consumption.consumed_lot_id, Consumption.consumed_unit_id, MaterialLot.external_id,
+           _lot_product.external_id, MaterialLot.supplier, MaterialLot.supplier_lot,
+           Consumption.quantity, Consumption.ms, WorkOrderOperation.sequence, Consumption.source)
+    .outerjoin(WorkOrderOperation, WorkOrderOperation.id == Consumption.consumer_operation_id)
+    .outerjoin(MaterialLot, MaterialLot.id == Consumption.consumed_lot_id)
+    .outerjoin(_lot_product, _lot_product.id == MaterialLot.product_id)
+    .where(or_(Consumption.consumer_unit_id == bindparam("unit"),
+               Consumption.consumer_operation_id.in_(bindparam("operations", expanding=True))))
+    .order_by(Consumption.ms, Consumption.id)
+)  # fmt: skip
+
+
 def _alarms(session: Session, windows: list[Window]) -> list[list[AlarmInWindow]]:
     """Per window: the alarms its machine raised in it, or raised before and active in it."""
     out: list[list[AlarmInWindow]] = [[] for _ in windows]
@@ -332,13 +395,7 @@ def _alarms(session: Session, windows: list[Window]) -> list[list[AlarmInWindow]
 
 def _events(session: Session, operation_ids: list[int]) -> dict[int, list[OperatorEntry]]:
     events: dict[int, list[OperatorEntry]] = {}
-    e = OperationEvent
-    rows = session.execute(
-        select(e.operation_id, e.action, e.operator, e.ms, e.good, e.scrap, e.rework, e.reason)
-        .where(e.operation_id.in_(operation_ids))
-        .order_by(e.ms, e.id)
-    )
-    for row in rows:
+    for row in session.execute(_EVENTS, {"ids": operation_ids}):
         events.setdefault(row[0], []).append(OperatorEntry(*row[1:]))
     return events
 
@@ -346,12 +403,7 @@ def _events(session: Session, operation_ids: list[int]) -> dict[int, list[Operat
 def _cycle_windows(session: Session, unit_id: int, now: int) -> dict[int, tuple[int, int]]:
     """Operation id → the span of the unit's cycles in it (an open cycle ends at ``now``)."""
     windows: dict[int, tuple[int, int]] = {}
-    rows = session.execute(
-        select(UnitCycle.operation_id, UnitCycle.start_ms, UnitCycle.end_ms).where(
-            UnitCycle.unit_id == unit_id, UnitCycle.operation_id.is_not(None)
-        )
-    )
-    for operation_id, start, end_ms in rows:
+    for operation_id, start, end_ms in session.execute(_CYCLES, {"unit": unit_id}):
         if operation_id is None:  # excluded by the query; for the type checker
             continue
         end = end_ms if end_ms is not None else max(now, start)
@@ -364,17 +416,7 @@ def _operation_traces(
     session: Session, unit: _UnitRow, now: int
 ) -> tuple[list[OperationTrace], list[int]]:
     """The traces of the operations of the unit's order, and their ids."""
-    op = WorkOrderOperation
-    query = (
-        select(op.id, op.sequence, RoutingOperation.name, op.machine_id, Machine.name, op.state,
-               op.started_ms, op.finished_ms, op.machine_good + op.quantity_good,
-               op.machine_scrap + op.quantity_scrap, op.quantity_rework)
-        .join(RoutingOperation, RoutingOperation.id == op.routing_operation_id)
-        .outerjoin(Machine, Machine.id == op.machine_id)
-        .where(op.work_order_id == unit.work_order_id)
-        .order_by(op.sequence)
-    )  # fmt: skip
-    rows = list(session.execute(query))
+    rows = list(session.execute(_OPERATIONS, {"order": unit.work_order_id}))
     ids = [row[0] for row in rows]
     events = _events(session, ids)
     cycles = _cycle_windows(session, unit.id, now)
@@ -410,15 +452,7 @@ def _operation_traces(
 
 
 def _tests(session: Session, unit_id: int) -> list[TestTrace]:
-    t, v = UnitTest, UnitTestValue
-    rows = session.execute(
-        select(t.id, t.name, Machine.name, t.started_ms, t.finished_ms, t.passed, t.source,
-               v.characteristic, v.value, v.unit, v.low_limit, v.high_limit, v.passed)
-        .outerjoin(v, v.test_id == t.id)
-        .outerjoin(Machine, Machine.id == t.machine_id)
-        .where(t.unit_id == unit_id)
-        .order_by(t.started_ms, t.id, v.id)
-    )  # fmt: skip
+    rows = session.execute(_TESTS, {"unit": unit_id})
     tests: dict[int, TestTrace] = {}
     for row in rows:
         (test_id, name, machine, started, finished, passed, source, characteristic, value, unit,
@@ -434,15 +468,8 @@ def _tests(session: Session, unit_id: int) -> list[TestTrace]:
 
 
 def _inspections(session: Session, unit_id: int, lot_ids: list[int]) -> list[InspectionTrace]:
-    i = Inspection
-    query = (
-        select(i.characteristic, i.value, i.attribute, i.passed, i.inspector, i.ms, i.note,
-               MaterialLot.external_id)
-        .outerjoin(MaterialLot, MaterialLot.id == i.lot_id)
-        .where(or_(i.unit_id == unit_id, i.lot_id.in_(lot_ids)))
-        .order_by(i.ms, i.id)
-    )  # fmt: skip
-    return [InspectionTrace(*row) for row in session.execute(query)]
+    params = {"unit": unit_id, "lots": lot_ids}
+    return [InspectionTrace(*row) for row in session.execute(_INSPECTIONS, params)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,15 +483,12 @@ class _UnitRow:
     created_at_operation: int
 
 
-def _unit_row(session: Session, condition: ColumnElement[bool]) -> _UnitRow | None:
-    row = session.execute(
-        select(Unit.id, Unit.serial, Unit.work_order_id, Unit.created_ms, WorkOrder.external_id,
-               Product.external_id, WorkOrderOperation.sequence)
-        .join(Product, Product.id == Unit.product_id)
-        .join(WorkOrder, WorkOrder.id == Unit.work_order_id)
-        .join(WorkOrderOperation, WorkOrderOperation.id == Unit.operation_id)
-        .where(condition)
-    ).first()  # fmt: skip
+def _unit_row(session: Session, *, serial: str | None = None, unit_id: int | None = None
+              ) -> _UnitRow | None:  # fmt: skip
+    query, params = (
+        (_UNIT_BY_SERIAL, {"serial": serial}) if serial else (_UNIT_BY_ID, {"id": unit_id})
+    )
+    row = session.execute(query, params).first()
     return None if row is None else _UnitRow(*row)
 
 
@@ -475,18 +499,7 @@ def _unit_trace(session: Session, unit: _UnitRow, now: int, seen: set[int]) -> U
         unit.serial, unit.product, unit.work_order_id, unit.work_order,
         unit.created_at_operation, unit.created_ms, operations,
     )  # fmt: skip
-    lot_product = aliased(Product)
-    c, lot = Consumption, MaterialLot
-    rows = session.execute(
-        select(c.consumed_lot_id, c.consumed_unit_id, lot.external_id, lot_product.external_id,
-               lot.supplier, lot.supplier_lot, c.quantity, c.ms, WorkOrderOperation.sequence,
-               c.source)
-        .outerjoin(WorkOrderOperation, WorkOrderOperation.id == c.consumer_operation_id)
-        .outerjoin(lot, lot.id == c.consumed_lot_id)
-        .outerjoin(lot_product, lot_product.id == lot.product_id)
-        .where(or_(c.consumer_unit_id == unit.id, c.consumer_operation_id.in_(operation_ids)))
-        .order_by(c.ms, c.id)
-    )  # fmt: skip
+    rows = session.execute(_CONSUMPTION, {"unit": unit.id, "operations": operation_ids})
     lot_ids: list[int] = []
     for row in rows:
         if row.consumed_lot_id is not None:
@@ -495,7 +508,7 @@ def _unit_trace(session: Session, unit: _UnitRow, now: int, seen: set[int]) -> U
                 ConsumedLot(row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
             )
         elif row.consumed_unit_id not in seen:
-            component = _unit_row(session, Unit.id == row.consumed_unit_id)
+            component = _unit_row(session, unit_id=row.consumed_unit_id)
             assert component is not None
             trace.components.append(_unit_trace(session, component, now, seen))
     trace.tests = _tests(session, unit.id)
@@ -505,7 +518,7 @@ def _unit_trace(session: Session, unit: _UnitRow, now: int, seen: set[int]) -> U
 
 def backward_trace(session: Session, serial: str, now: int) -> UnitTrace:
     """How unit ``serial`` was made (see the module docstring)."""
-    unit = _unit_row(session, Unit.serial == serial)
+    unit = _unit_row(session, serial=serial)
     if unit is None:
         raise NotFound(f"no unit with serial {serial!r}")
     return _unit_trace(session, unit, now, set())
