@@ -272,7 +272,10 @@ def post_work_order_action(
 
 
 class UnitIn(BaseModel):
-    serial: str = Field(min_length=1, max_length=64)
+    serial: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="the scanned serial; none: the next one is generated (<order>-00001 ...)",
+    )  # fmt: skip
     at_ms: int | None = Field(
         default=None, ge=0, description="when it was scanned (default: now); its cycle starts"
     )
@@ -294,11 +297,14 @@ class UnitOut(BaseModel):
 def post_unit(
     work_order_id: int, sequence: int, body: UnitIn, session: WriteSessionDep, response: Response
 ) -> UnitOut:
-    """Create the unit at a running serialising operation (201), or scan it again (200)."""
+    """Create the unit at a running serialising operation (201), or scan it again (200).
+    Without a serial, the next serial of the order is generated."""
     at = body.at_ms if body.at_ms is not None else now_ms()
-    unit, created = trace.register_unit(
-        session, work_order_id, sequence, body.serial, at, body.source
-    )
+    source = body.source
+    serial = body.serial
+    if serial is None:
+        serial, source = trace.next_serial(session, work_order_id), "api"
+    unit, created = trace.register_unit(session, work_order_id, sequence, serial, at, source)
     session.commit()
     response.status_code = 201 if created else 200
     return UnitOut(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cloud.alarms.models import Alarm
@@ -261,6 +261,19 @@ def register_unit(
         session.flush()
     records.start_cycle(session, unit, operation, now, source)
     return unit, created
+
+
+def next_serial(session: Session, work_order_id: int) -> str:
+    """A new serial for a unit of the order: ``<order external id>-<n, 5 digits>``, the first
+    ``n`` after the order's units that is not taken."""
+    order = session.get(WorkOrder, work_order_id)
+    if order is None:
+        raise NotFound(f"no work order {work_order_id}")
+    made = session.scalar(select(func.count(Unit.id)).where(Unit.work_order_id == order.id)) or 0
+    n = made + 1
+    while _unit(session, f"{order.external_id}-{n:05d}") is not None:
+        n += 1
+    return f"{order.external_id}-{n:05d}"
 
 
 def record_consumption(
@@ -636,6 +649,7 @@ __all__ = [
     "consumers_of",
     "forward_trace",
     "forward_trace_of_unit",
+    "next_serial",
     "parameter_summary",
     "record_consumption",
     "register_unit",

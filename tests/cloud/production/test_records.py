@@ -175,6 +175,8 @@ def test_cycles_tests_inspections_and_recall_through_the_api(db_engine, cell):
         for serial, at in (("P-1", T), ("P-2", T + 2_500), ("P-3", T + 10_000)):
             response = client.post(units, json={"serial": serial, "at_ms": at})
             assert response.status_code == 201, response.text
+        generated = client.post(units, json={"at_ms": T + 29_000})  # no serial: one is made
+        assert (generated.status_code, generated.json()["serial"]) == (201, "WO-PUMP-00004")
         # P-1's own cycle is [T, T+2.5 s): melt 210 until 2 s, then 230 (above 220) for 0.5 s
         p1 = client.get("/api/trace/units/P-1").json()
         mould = p1["operations"][0]
@@ -218,8 +220,10 @@ def test_cycles_tests_inspections_and_recall_through_the_api(db_engine, cell):
         ]  # fmt: skip
         # P-1 [0, 2.5 s) and P-2 [2.5 s, 10 s) overlap the first; P-3 (open) the second
         assert [(u["serial"], u["reason"]) for u in scope["units"]] == [
-            ("P-1", "cycle"), ("P-2", "cycle"), ("P-3", "cycle"),
-        ]  # fmt: skip
+            ("P-1", "cycle"),
+            ("P-2", "cycle"),
+            ("P-3", "cycle"),
+        ]  # fmt: skip (the generated unit's cycle starts at 29 s, after the second excursion)
         narrow = client.get("/api/trace/recall", params={**query, "end": T + 15_000}).json()
         assert [u["serial"] for u in narrow["units"]] == ["P-1", "P-2"]
         wide = client.get("/api/trace/recall", params={**query, "high": 240.0, "low": 190}).json()
