@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,15 @@ def _time_weighted(samples: list[tuple[int, float]], start: int, end: int) -> di
     return {"min": min(values), "max": max(values), "mean": weighted / total}
 
 
+@pytest.fixture
+def api(plant: PlantRun) -> Iterator[httpx.Client]:
+    """The cloud API of the run (closed after the test: no socket left open)."""
+    with httpx.Client(base_url=plant.api + "/api", timeout=10) as client:
+        yield client
+
+
 def test_an_imported_order_runs_on_the_simulated_line_and_traces(
-    plant: PlantRun, tmp_path: Path
+    plant: PlantRun, api: httpx.Client, tmp_path: Path
 ) -> None:
     fast = tmp_path / "breaker_fast.yaml"
     text = profile_path("breaker_assembly_station").read_text()
@@ -109,7 +117,6 @@ def test_an_imported_order_runs_on_the_simulated_line_and_traces(
     plant.start_edge()
     wait_for(lambda: len(plant.get("/api/machines")) == 1, 60, "the station's birth stored")
     [machine] = plant.get("/api/machines")
-    api = httpx.Client(base_url=plant.api + "/api", timeout=10)
 
     workbook = tmp_path / "orders.xlsx"
     _workbook(workbook)
