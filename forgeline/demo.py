@@ -265,8 +265,14 @@ def run_demo(options: DemoOptions) -> int:
         print(f"forgeline demo running: API {api}/docs · logs in {logs} · broker {mqtt_url}",
               flush=True)  # fmt: skip
         started_ms = time.time_ns() // 1_000_000
+        from forgeline.demo_production import OrderStarter
+
+        order = OrderStarter(api)  # in a thread: the live view starts at once
+        order.start()
         _watch(options, api, status, children, stop, started_ms)
-        return _finish(options, edge, db_url, data_dir, edge_data, protocols, api, started_ms)
+        order.join(timeout=5)
+        return _finish(options, edge, db_url, data_dir, edge_data, protocols, api, started_ms,
+                       order.order_id)  # fmt: skip
     except (TimeoutError, RuntimeError) as exc:
         log.error("demo failed: %s", exc)
         return 1
@@ -360,8 +366,29 @@ def _production_report(api: str, started_ms: int) -> tuple[dict[str, Any], list[
     return oee, alarms
 
 
+def _production(api: str, order_id: int | None, data_dir: Path) -> dict[str, Any] | None:
+    """The demo work order's figures and its latest unit's trace (printed and reported)."""
+    from forgeline import demo_production
+
+    if order_id is None:
+        return None
+    try:
+        found = demo_production.summary(api, order_id, data_dir)
+    except (OSError, ValueError) as error:
+        log.error("demo production: could not read work order %d from %s: %s", order_id, api,
+                  error)  # fmt: skip
+        return None
+    traced = found["traced_unit"]
+    print(f"  work order {found['work_order']} on {found['machine']}: {found['units']} units, "
+          f"{found['good']} good, {found['scrap']} scrap"
+          + (f"; how {traced['serial']} was made: {traced['pdf']}" if traced else ""),
+          flush=True)  # fmt: skip
+    return found
+
+
 def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge_data: Path,
-            protocols: dict[str, str], api: str, started_ms: int) -> int:  # fmt: skip
+            protocols: dict[str, str], api: str, started_ms: int,
+            order_id: int | None) -> int:  # fmt: skip
     """Stop the edge (it drains its log), take the accounting, write the report."""
     from edge.agent import outbox_path
 
@@ -384,6 +411,7 @@ def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge
         machine["oee"] = oee.get(machine["machine"])
         machine["alarms_raised"] = sum(1 for a in alarms if a["machine"] == machine["machine"])
     report["alarms"] = alarms
+    report["production"] = _production(api, order_id, data_dir)
     totals = report["totals"]
     totals["alarms_raised"] = len(alarms)
     print(

@@ -10,11 +10,13 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from cloud.api.deps import BadRequestRoute, SessionDep, WriteSessionDep
 from cloud.production import backflush, counting, service, trace
 from cloud.production.lifecycle import WORK_ORDER_STATES, IllegalTransition
 from cloud.production.models import DEFAULT_PRIORITY, WorkOrder, WorkOrderOperation
+from cloud.production.trace_models import Unit
 from protocols.clock import now_ms
 
 router = APIRouter(prefix="/api", tags=["production"], route_class=BadRequestRoute)
@@ -237,6 +239,25 @@ def get_progress(work_order_id: int, session: SessionDep) -> counting.Progress:
     """Where is my order: the current operation, quantities done, estimated completion."""
     order = service.get_work_order(session, work_order_id)
     return counting.progress(session, order, now_ms())
+
+
+class OrderUnitOut(BaseModel):
+    serial: str
+    operation_id: int
+    created_ms: int
+
+
+@router.get("/work-orders/{work_order_id}/units", response_model=list[OrderUnitOut])
+def get_order_units(
+    work_order_id: int, session: SessionDep, limit: int = Query(1000, ge=1, le=100_000)
+) -> list[OrderUnitOut]:
+    """The units made by the order, oldest first."""
+    order = service.get_work_order(session, work_order_id)
+    query = select(Unit).where(Unit.work_order_id == order.id).order_by(Unit.created_ms, Unit.id)
+    return [
+        OrderUnitOut.model_validate(u, from_attributes=True)
+        for u in session.scalars(query.limit(limit))
+    ]
 
 
 class StagedLotIn(BaseModel):

@@ -62,3 +62,10 @@ def test_demo_runs_and_accounts_for_every_sample(tmp_path: Path) -> None:
     assert raised[0]["value"] > raised[0]["limit"] == 190.0
     assert report["totals"]["alarms_raised"] == len(report["alarms"])
     assert next(m for m in machines if m["machine"] == "press-01")["alarms_raised"] == 1
+
+    # the demo runs a work order on the breaker cell: released, its operation running there
+    production = report["production"]
+    assert production is not None, result.stdout + logs
+    assert (production["work_order"], production["machine"]) == ("WO-DEMO-1", "breaker-01")
+    assert production["state"] == "running"
+    assert production["quantity_ordered"] == 500

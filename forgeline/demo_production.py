@@ -1,0 +1,122 @@
+"""The demo's production run: a work order on the breaker cell, and how its units were made.
+
+When the demo's cloud has seen ``breaker-01``, ``start_order`` loads a small master data set
+through the ERP API (a breaker, its housing, a BOM, a routing on that machine), stages a lot
+of housings, releases the order and starts its operation. From then on the cell's serial tag
+creates the units (the cloud's unit binder), its counters count into the operation and the
+housings are backflushed. ``summary`` reads the order's progress and the trace of its latest
+finished unit for the report, and writes that unit's trace as a PDF next to the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MACHINE = "breaker-01"
+ORDER = "WO-DEMO-1"
+LOT = "L-HOUSING-DEMO"
+
+
+def _call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - our own local API
+        f"{api}/api{path}", data=data, method=method,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own local API
+        raw = response.read()
+    return json.loads(raw) if raw and raw[:1] in (b"{", b"[") else raw
+
+
+def _machine_id(api: str, timeout_s: float) -> int | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for machine in _call(api, "GET", "/machines"):
+            if machine["device"] == MACHINE:
+                return int(machine["id"])
+        time.sleep(0.5)
+    return None
+
+
+def start_order(api: str, timeout_s: float = 30.0) -> int | None:
+    """Master data, a released order with a staged lot, its operation started; the order id
+    (None when the demo plant has no breaker cell)."""
+    machine_id = _machine_id(api, timeout_s)
+    if machine_id is None:
+        log.warning("demo production: no machine %s seen; no work order started", MACHINE)
+        return None
+    _call(api, "PUT", "/erp/products/MCB-C16",
+          {"name": "Miniature circuit breaker C16", "serialised": True})  # fmt: skip
+    _call(api, "PUT", "/erp/products/HOUSING", {"name": "Housing, PA66"})
+    _call(api, "PUT", "/erp/products/MCB-C16/bom",
+          {"items": [{"component": "HOUSING", "quantity_per_unit": 1, "scrap_allowance_pct": 2}]})  # fmt: skip
+    _call(api, "PUT", "/erp/routings/R-MCB", {
+        "product": "MCB-C16", "name": "MCB assembly",
+        "operations": [{"sequence": 10, "name": "Assemble and trip test",
+                        "machine_id": machine_id, "ideal_cycle_time_s": 12, "serialises": True}],
+    })  # fmt: skip
+    _call(api, "PUT", f"/erp/lots/{LOT}",
+          {"product": "HOUSING", "quantity": 5000, "supplier": "Acme Plastics",
+           "supplier_lot": "PA66-2611-07"})  # fmt: skip
+    order = _call(api, "PUT", f"/erp/work-orders/{ORDER}",
+                  {"product": "MCB-C16", "quantity_ordered": 500, "priority": 10})  # fmt: skip
+    order_id = int(order["id"])
+    if order["state"] == "planned":
+        _call(api, "POST", f"/work-orders/{order_id}/release")
+        _call(api, "POST", f"/work-orders/{order_id}/staged-lots", {"lot": LOT})
+        _call(api, "POST", f"/work-orders/{order_id}/operations/10/start", {"operator": "demo"})
+    log.info("demo production: work order %s running on %s (id %d)", ORDER, MACHINE, order_id)
+    return order_id
+
+
+class OrderStarter(threading.Thread):
+    """``start_order`` in a thread; ``order_id`` is its answer (None until then, or on error)."""
+
+    def __init__(self, api: str) -> None:
+        super().__init__(name="demo-production", daemon=True)
+        self.api = api
+        self.order_id: int | None = None
+
+    def run(self) -> None:
+        try:
+            self.order_id = start_order(self.api)
+        except (OSError, ValueError) as error:
+            log.error("demo production: could not start the work order: %s", error)
+
+
+def summary(api: str, order_id: int, out_dir: Path) -> dict[str, Any]:
+    """Progress of the order, its units, and the trace of its latest finished unit (one whose
+    cycle has ended: a later unit has started)."""
+    progress = _call(api, "GET", f"/work-orders/{order_id}/progress")
+    units = _call(api, "GET", f"/work-orders/{order_id}/units")
+    report: dict[str, Any] = {
+        "work_order": ORDER, "state": progress["state"], "machine": MACHINE,
+        "quantity_ordered": progress["quantity_ordered"], "good": progress["current_good"],
+        "scrap": progress["quantity_scrap"], "units": len(units),
+        "estimated_completion_ms": progress["estimated_completion_ms"], "traced_unit": None,
+    }  # fmt: skip
+    # the machine works on one unit at a time: every unit but the latest has finished its cycle
+    for unit in reversed(units[:-1]):
+        trace = _call(api, "GET", f"/trace/units/{unit['serial']}")
+        [operation] = trace["operations"]
+        if operation["window"] != "unit_cycle":
+            continue
+        pdf = out_dir / f"trace-{unit['serial']}.pdf"
+        pdf.write_bytes(_call(api, "GET", f"/trace/units/{unit['serial']}/report?format=pdf"))
+        report["traced_unit"] = {
+            "serial": unit["serial"], "window_start_ms": operation["window_start_ms"],
+            "window_end_ms": operation["window_end_ms"],
+            "parameters": {p["metric"]: {k: p[k] for k in ("min", "max", "mean")}
+                           for p in operation["parameters"]},
+            "lots": sorted({lot["lot"] for lot in trace["lots"]}), "pdf": str(pdf),
+        }  # fmt: skip
+        break
+    return report
