@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 
 from cloud.api import ingest, machines, production, series, unit_records
 from cloud.api.alarms import router as alarm_router
+from cloud.api.charts import router as charts_router
 from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
 from cloud.api.imports import router as import_router
@@ -114,4 +115,5 @@ def create_app(
     app.include_router(trace_export_router)
     app.include_router(import_router)
     app.include_router(integration_router)
+    app.include_router(charts_router)
     return app

@@ -1,0 +1,229 @@
+"""A parameter chart of one machine's metric over ``[start_ms, end_ms)``: the series downsampled
+in SQL, its limits, and the operations and alarms of the window as annotations.
+
+The bucketing runs in the database (one ``GROUP BY`` over the window's good numeric samples,
+portable between SQLite and PostgreSQL), so that a month of 1 s data (2.6 M samples) never
+crosses the wire: only each bucket's min and max, with their times, do. ``minmax`` returns
+those; ``lttb`` pre-aggregates into ``points`` buckets the same way and then picks ``points``
+of the candidates with Largest-Triangle-Three-Buckets (``cloud.charts.downsample``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import or_, select, text
+from sqlalchemy.orm import Session
+
+from cloud.alarms.models import Alarm
+from cloud.assets.service import get_machine
+from cloud.charts.downsample import lttb
+from cloud.errors import InvalidRequest, NotFound
+from cloud.production.models import WorkOrder, WorkOrderOperation
+from cloud.timeseries.models import TsSeries
+
+METHODS = ("minmax", "lttb")
+MAX_POINTS = 20_000
+MAX_SPAN_MS = 2**62 // MAX_POINTS  # (ts - start) * buckets stays within a 64-bit integer
+SPC_PENDING = "from the SPC chart configuration of this metric (not yet available)"
+
+# Per bucket: min and max value and the sample count (one pass over the window), then the
+# earliest time of the min and of the max, each read by an index range scan of that bucket
+# alone. Bucket k holds the times t with (t - start) * buckets / span = k (integer division),
+# i.e. t - start in [ceil(k * span / buckets), ceil((k + 1) * span / buckets)).
+_GOOD = "series_id = :series AND quality = 0 AND value IS NOT NULL"
+_GOOD_S = "s.series_id = :series AND s.quality = 0 AND s.value IS NOT NULL"
+_IN_BUCKET = (
+    "s.ts >= :start + (agg.bucket * :span + :buckets - 1) / :buckets"
+    " AND s.ts < :start + ((agg.bucket + 1) * :span + :buckets - 1) / :buckets"
+)
+_BUCKETS_SQL = text(
+    f"""
+    WITH agg AS (
+        SELECT (ts - :start) * :buckets / :span AS bucket,
+               min(value) AS lo, max(value) AS hi, count(*) AS samples
+        FROM ts_sample
+        WHERE {_GOOD} AND ts >= :start AND ts < :end
+        GROUP BY (ts - :start) * :buckets / :span
+    )
+    SELECT agg.bucket, agg.lo, agg.hi, agg.samples,
+           (SELECT min(s.ts) FROM ts_sample s
+            WHERE {_GOOD_S} AND {_IN_BUCKET} AND s.value = agg.lo
+           ) AS lo_ts,
+           (SELECT min(s.ts) FROM ts_sample s
+            WHERE {_GOOD_S} AND {_IN_BUCKET} AND s.value = agg.hi
+           ) AS hi_ts
+    FROM agg
+    ORDER BY agg.bucket
+    """  # noqa: S608 - constant fragments only; every value is a bound parameter
+)
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    ts_ms: int
+    value: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Engineering limits come from the device profile (``ts_series``); spec and control limits
+    will come from the SPC chart configuration, so they are None with ``pending`` saying so."""
+
+    engineering_low: float | None
+    engineering_high: float | None
+    spec_low: float | None = None
+    spec_high: float | None = None
+    control_low: float | None = None
+    control_center: float | None = None
+    control_high: float | None = None
+    pending: str = SPC_PENDING
+
+
+@dataclass(frozen=True)
+class OperationMark:
+    work_order: str
+    sequence: int
+    start_ms: int
+    end_ms: int | None  # None: still running
+
+
+@dataclass(frozen=True)
+class AlarmMark:
+    alarm_id: int
+    rule: str
+    priority: str
+    metric: str | None  # None: a machine-wide alarm
+    raised_ms: int
+    cleared_ms: int | None  # None: still open
+    message: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    machine_id: int
+    metric: str
+    unit: str | None
+    start_ms: int
+    end_ms: int
+    method: str
+    points: list[ChartPoint]
+    raw_count: int  # good numeric samples in the window, before downsampling
+    limits: Limits
+    operations: list[OperationMark]
+    alarms: list[AlarmMark]
+
+
+def chart_series(
+    session: Session,
+    machine_id: int,
+    metric: str,
+    start_ms: int,
+    end_ms: int,
+    points: int = 1000,
+    method: str = "minmax",
+) -> Chart:
+    """The chart of ``metric`` of ``machine_id`` over ``[start_ms, end_ms)`` in ≤ ``points``."""
+    if method not in METHODS:
+        raise InvalidRequest(f"method={method!r}: choose from {list(METHODS)}")
+    if not 2 <= points <= MAX_POINTS:
+        raise InvalidRequest(f"points={points}: give 2 to {MAX_POINTS}")
+    if end_ms <= start_ms:
+        raise InvalidRequest(f"end ({end_ms}) must be after start ({start_ms})")
+    if end_ms - start_ms > MAX_SPAN_MS:
+        raise InvalidRequest(f"start..end spans {end_ms - start_ms} ms; give at most {MAX_SPAN_MS}")
+    machine = get_machine(session, machine_id)
+    series = session.scalars(
+        select(TsSeries).where(
+            TsSeries.edge == machine.edge,
+            TsSeries.device == machine.device,
+            TsSeries.metric == metric,
+        )
+    ).first()
+    if series is None:
+        raise NotFound(
+            f"machine {machine_id} has no metric {metric!r} (GET /api/machines/{machine_id})"
+        )
+    chart_points, raw_count = _downsampled(session, series.id, start_ms, end_ms, points, method)
+    return Chart(
+        machine_id=machine_id,
+        metric=metric,
+        unit=series.unit,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        method=method,
+        points=chart_points,
+        raw_count=raw_count,
+        limits=Limits(series.low_limit, series.high_limit),
+        operations=_operations(session, machine_id, start_ms, end_ms),
+        alarms=_alarms(session, machine_id, metric, start_ms, end_ms),
+    )
+
+
+def _downsampled(
+    session: Session, series_id: int, start_ms: int, end_ms: int, points: int, method: str
+) -> tuple[list[ChartPoint], int]:
+    buckets = points // 2 if method == "minmax" else points
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL cannot estimate the number of buckets, takes every sample for a group,
+        # costs the plan in the billions and spends more time JIT-compiling it than running it.
+        session.execute(text("SET LOCAL jit = off"))
+    rows = session.execute(
+        _BUCKETS_SQL,
+        {"series": series_id, "start": start_ms, "end": end_ms, "buckets": buckets,
+         "span": end_ms - start_ms},
+    ).all()  # fmt: skip
+    raw_count = sum(int(row.samples) for row in rows)
+    candidates: list[tuple[int, float]] = []
+    for row in rows:
+        extremes = {(int(at), float(value)) for at, value in ((row.lo_ts, row.lo),
+                    (row.hi_ts, row.hi)) if at is not None}  # fmt: skip
+        candidates.extend(sorted(extremes))
+    if method == "lttb" and len(candidates) > points:
+        ts = np.fromiter((c[0] for c in candidates), dtype=np.int64, count=len(candidates))
+        values = np.fromiter((c[1] for c in candidates), dtype=np.float64, count=len(candidates))
+        kept_ts, kept_values = lttb(ts, values, points)
+        candidates = list(zip(kept_ts.tolist(), kept_values.tolist(), strict=True))
+    return [ChartPoint(ts_ms, value) for ts_ms, value in candidates], raw_count
+
+
+def _operations(
+    session: Session, machine_id: int, start_ms: int, end_ms: int
+) -> list[OperationMark]:
+    """Operations run on the machine that overlap the window (started, not finished before)."""
+    rows = session.execute(
+        select(WorkOrder.external_id, WorkOrderOperation.sequence,
+               WorkOrderOperation.started_ms, WorkOrderOperation.finished_ms)
+        .join(WorkOrder, WorkOrder.id == WorkOrderOperation.work_order_id)
+        .where(
+            WorkOrderOperation.machine_id == machine_id,
+            WorkOrderOperation.started_ms.is_not(None),
+            WorkOrderOperation.started_ms < end_ms,
+            or_(WorkOrderOperation.finished_ms.is_(None),
+                WorkOrderOperation.finished_ms > start_ms),
+        )
+        .order_by(WorkOrderOperation.started_ms, WorkOrderOperation.id)
+    ).all()  # fmt: skip
+    return [OperationMark(row[0], row[1], row[2] or 0, row[3]) for row in rows]  # started: not None
+
+
+def _alarms(
+    session: Session, machine_id: int, metric: str, start_ms: int, end_ms: int
+) -> list[AlarmMark]:
+    """Alarms of the machine on this metric, or machine-wide, that overlap the window."""
+    found = session.scalars(
+        select(Alarm)
+        .where(
+            Alarm.machine_id == machine_id,
+            or_(Alarm.metric == metric, Alarm.metric.is_(None)),
+            Alarm.raised_ms < end_ms,
+            or_(Alarm.cleared_ms.is_(None), Alarm.cleared_ms > start_ms),
+        )
+        .order_by(Alarm.raised_ms, Alarm.id)
+    ).all()
+    return [
+        AlarmMark(alarm.id, alarm.rule, alarm.priority, alarm.metric, alarm.raised_ms,
+                  alarm.cleared_ms, alarm.message)
+        for alarm in found
+    ]  # fmt: skip
