@@ -44,6 +44,7 @@ from cloud.alarms.transitions import (
 )
 from cloud.config import CloudConfig
 from cloud.db import writer_engine
+from cloud.ingest.handoff import BatchHandoff
 from cloud.ingest.writer import BatchResult
 from cloud.notify.message import Notification, Notifier
 from protocols.clock import now_ms
@@ -112,13 +113,15 @@ class AlarmEngine:
         self.rules: list[RuleEntry] = []
         self._writer = writer_engine(engine)
         self._queue: queue.Queue[object] = queue.Queue(queue_max)
+        self._handoff = BatchHandoff(
+            self._queue, self.counters, "alarms: the engine", "their alarms are not evaluated"
+        )
         self._evaluation = Evaluation()
         self._edges_online: dict[str, bool] = {}
         self._rules_by_name: dict[str, AlarmRule] = {}
         self._unsaved: list[PointChange] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._dropping = False
         self._failing = False
         self._failing_steps: set[str] = set()
         self._last_refresh_ms = 0
@@ -148,19 +151,7 @@ class AlarmEngine:
 
     def observe(self, result: BatchResult) -> None:
         """Ingest's batch observer: hand the stored batch to the engine thread; never blocks."""
-        if not result.stored_data and not result.births:
-            return
-        try:
-            self._queue.put_nowait(result)
-        except queue.Full:
-            self.counters.bump("dropped_batches")
-            if not self._dropping:
-                log.error(
-                    "alarms: the engine is %d batches behind; dropping stored batches (their "
-                    "alarms are not evaluated) until it catches up. Is the database slow?",
-                    self._queue.qsize(),
-                )  # fmt: skip
-            self._dropping = True
+        self._handoff.offer(result)
 
     def wake(self) -> None:
         """Reload rules and limits and hand over API-recorded events now (called by the API)."""
@@ -267,7 +258,7 @@ class AlarmEngine:
             self._failing_steps.discard(name)
 
     def _on_batch(self, result: BatchResult) -> None:
-        self._dropping = False
+        self._handoff.caught_up()
         started = time.perf_counter()
         if result.births or self._has_unknown_device(result):
             self.refresh()

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from cloud.alarms.models import Alarm
 from cloud.assets.service import get_machine
 from cloud.charts.downsample import lttb
+from cloud.db import without_jit
 from cloud.errors import InvalidRequest, NotFound
 from cloud.production.models import WorkOrder, WorkOrderOperation
 from cloud.timeseries.models import TsSeries
@@ -165,10 +166,7 @@ def _downsampled(
     session: Session, series_id: int, start_ms: int, end_ms: int, points: int, method: str
 ) -> tuple[list[ChartPoint], int]:
     buckets = points // 2 if method == "minmax" else points
-    if session.get_bind().dialect.name == "postgresql":
-        # PostgreSQL cannot estimate the number of buckets, takes every sample for a group,
-        # costs the plan in the billions and spends more time JIT-compiling it than running it.
-        session.execute(text("SET LOCAL jit = off"))
+    without_jit(session)  # the planner cannot size this query; JIT would cost ~1 s
     rows = session.execute(
         _BUCKETS_SQL,
         {"series": series_id, "start": start_ms, "end": end_ms, "buckets": buckets,

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from cloud.assets.models import Machine
 from cloud.db import writer_engine
 from cloud.errors import CloudError
+from cloud.ingest.handoff import BatchHandoff
 from cloud.ingest.writer import BatchResult
 from cloud.production import lifecycle as lc
 from cloud.production.models import RoutingOperation, WorkOrderOperation
@@ -165,11 +166,16 @@ class UnitBinder:
         self.counters = BinderCounters()
         self._writer = writer_engine(engine)
         self._queue: queue.Queue[object] = queue.Queue(queue_max)
+        self._handoff = BatchHandoff(
+            self._queue,
+            self.counters,
+            "unit binder: the binder",
+            "their serial changes are not bound",
+        )
         self._machines: dict[tuple[str, str], MachineTags] = {}
         self._known: set[tuple[str, str]] = set()
         self._tracks: dict[int, SerialTrack] = {}
         self._thread: threading.Thread | None = None
-        self._dropping = False
         self._warned: set[tuple[int, str]] = set()  # (machine id, kind) logged this streak
         self._failing_steps: set[str] = set()
         self._last_refresh = 0.0
@@ -194,19 +200,7 @@ class UnitBinder:
 
     def observe(self, result: BatchResult) -> None:
         """Ingest's batch observer: hand the stored batch to the binder thread; never blocks."""
-        if not result.stored_data and not result.births:
-            return
-        try:
-            self._queue.put_nowait(result)
-        except queue.Full:
-            self.counters.bump("dropped_batches")
-            if not self._dropping:
-                log.error(
-                    "unit binder: %d batches behind; dropping stored batches (their serial "
-                    "changes are not bound) until it catches up. Is the database slow?",
-                    self._queue.qsize(),
-                )  # fmt: skip
-            self._dropping = True
+        self._handoff.offer(result)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued before this call is carried out (for tests)."""
@@ -285,7 +279,7 @@ class UnitBinder:
             self._failing_steps.discard(name)
 
     def _on_batch(self, result: BatchResult) -> None:
-        self._dropping = False
+        self._handoff.caught_up()
         self.counters.bump("batches")
         if result.births or self._has_unknown_device(result):
             self.refresh(result)

@@ -20,6 +20,8 @@ from urllib.parse import urlencode
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from cloud.db import without_jit
+
 TRACED_ROLES = ("process_param", "temperature", "vibration")
 
 
@@ -121,10 +123,7 @@ def parameter_summaries(
     out: list[list[ParameterSummary]] = [[] for _ in windows]
     if not windows:
         return out
-    if session.get_bind().dialect.name == "postgresql":
-        # The planner cannot see how short the windows are: it estimates a large scan and
-        # compiles the query with JIT, about 1 s, for a query that runs in a millisecond.
-        session.execute(text("SET LOCAL jit = off"))
+    without_jit(session)  # the planner cannot size this query; JIT would cost ~1 s
     values = ", ".join(_VALUE.format(i=i) for i in range(len(windows)))
     query = text(_SUMMARY.format(values=values)).bindparams(bindparam("roles", expanding=True))
     params: dict[str, object] = {"roles": list(roles)}
