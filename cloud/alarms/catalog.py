@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from pydantic import ValidationError
 from sqlalchemy import Connection, select
@@ -32,7 +32,10 @@ _edges = table_of(EdgeNode)
 _intervals = table_of(StateInterval)
 
 
-def load_machines(conn: Connection) -> dict[DeviceKey, MachineInfo]:
+def load_machines(
+    conn: Connection, machine_ids: Collection[int] | None = None
+) -> dict[DeviceKey, MachineInfo]:
+    """Machines by (edge, device); only ``machine_ids`` when given."""
     query = (
         select(
             _machine.c.id,
@@ -48,6 +51,8 @@ def load_machines(conn: Connection) -> dict[DeviceKey, MachineInfo]:
         .outerjoin(_area, _area.c.id == _machine.c.area_id)
         .outerjoin(_line, _line.c.id == _machine.c.line_id)
     )
+    if machine_ids is not None:
+        query = query.where(_machine.c.id.in_(list(machine_ids)))
     return {
         (r.edge, r.device): MachineInfo(
             int(r.id),
