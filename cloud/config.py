@@ -15,6 +15,9 @@
     alarm_tick_s: 1.0                    # alarm ticker: delays, stale data, escalation, shelves
     alarm_refresh_s: 10.0                # reload alarm rules, limits and machines this often
     production_count_s: 2.0              # machine counts into running operations this often
+    spc_charts_file: null                # SPC control charts YAML (docs/spc.md); null: none
+    condition_file: null                 # condition monitor settings (deploy/condition.sample.yaml); null: defaults
+    condition_interval_s: 300            # assess every machine's vibration and temperature this often
     erp_webhooks: {poll_s: 1.0, max_attempts: 12}   # completions to the ERP
                                          # (docs/erp-integration.md)
     operator_position: line              # alarm figures per line | area | site
@@ -83,6 +86,13 @@ class CloudConfig(BaseModel):
     erp_webhooks: WebhookDeliverySettings = Field(default_factory=WebhookDeliverySettings)
     production_count_s: float = Field(
         default=2.0, ge=0.1, le=3600, description="recount machine output into operations"
+    )
+    spc_charts_file: Path | None = Field(
+        default=None, description="SPC control charts YAML (deploy/spc-charts.sample.yaml)"
+    )
+    condition_file: Path | None = Field(default=None, description="condition monitoring YAML")
+    condition_interval_s: float = Field(
+        default=300.0, ge=1, le=86_400, description="condition monitor period"
     )
     operator_position: str = Field(default="line", pattern="^(line|area|site)$")
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)

@@ -6,6 +6,11 @@ from cloud.db import Base
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
 from cloud.integration.models import ErpDelivery, ErpDeliveryAttempt, ErpWebhook
 from cloud.machine_state.models import StateInterval
+from cloud.maintenance.models import (
+    ConditionAssessment,
+    MachineVibrationClass,
+    MaintenanceSuggestion,
+)
 from cloud.notify.models import NotificationDelivery
 from cloud.oee.models import DowntimeReason, MachineOeeSettings, OeeRollup, ShiftCalendar
 from cloud.production.models import (
@@ -17,6 +22,7 @@ from cloud.production.models import (
     WorkOrderOperation,
 )
 from cloud.production.trace_models import Consumption, MaterialLot, Unit
+from cloud.spc.models import SpcChart, SpcLimits, SpcPoint, SpcViolation
 from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "Area",
     "Base",
     "BomItem",
+    "ConditionAssessment",
     "Consumption",
     "DeadLetter",
     "DeviceEvent",
@@ -40,6 +47,8 @@ __all__ = [
     "Line",
     "Machine",
     "MachineOeeSettings",
+    "MachineVibrationClass",
+    "MaintenanceSuggestion",
     "MaterialLot",
     "NotificationDelivery",
     "OeeRollup",
@@ -48,6 +57,10 @@ __all__ = [
     "RoutingOperation",
     "ShiftCalendar",
     "Site",
+    "SpcChart",
+    "SpcLimits",
+    "SpcPoint",
+    "SpcViolation",
     "StateInterval",
     "TsLatest",
     "TsSeries",

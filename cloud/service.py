@@ -2,9 +2,11 @@
 serve the API (uvicorn).
 
 Start order: the notification dispatcher, the ERP webhook delivery, the alarm engine (it hands notifications to the
-dispatcher), the unit binder (PLC serial tags into unit cycles), the ingest worker (it hands
-each stored batch to the alarm engine and the binder), the OEE runtime (shift calendars file,
-roll-up scheduler), the production counting loop, the command publisher, the API. Stop order
+dispatcher), the unit binder (PLC serial tags into unit cycles), the SPC evaluator (control charts as
+data arrives), the ingest worker (it hands each stored batch to the alarm engine, the binder
+and the SPC evaluator), the OEE runtime (shift calendars file,
+roll-up scheduler), the production counting loop, the condition monitor (vibration and
+temperature: zones, health, remaining life), the command publisher, the API. Stop order
 is the reverse, so nothing is handed to a part that has already stopped.
 
 ``CloudService`` is the programmatic handle (start / stop, the API's bound port); ``run_cloud``
@@ -22,19 +24,26 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from cloud.alarms.engine import AlarmEngine, build_alarm_engine
 from cloud.api.app import create_app
 from cloud.commands import CommandPublisher
 from cloud.config import CloudConfig
-from cloud.db import create_engine_for, migrate
+from cloud.db import create_engine_for, migrate, writer_engine
 from cloud.errors import CloudError
 from cloud.ingest.worker import IngestWorker
 from cloud.integration.delivery import WebhookDelivery
+from cloud.maintenance.condition_config import condition_settings
+from cloud.maintenance.monitor import ConditionMonitor
 from cloud.notify.dispatcher import Dispatcher, build_dispatcher
 from cloud.oee.runtime import OeeRuntime
 from cloud.production.binder import UnitBinder
 from cloud.production.runtime import CountingLoop
+from cloud.spc.config import load_charts_file
+from cloud.spc.evaluator import SpcEvaluator
+from cloud.spc.service import load_charts
+from protocols.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,9 @@ class CloudService:
         self.alarms: AlarmEngine | None = None
         self.oee: OeeRuntime | None = None
         self.counting: CountingLoop | None = None
+        self.condition: ConditionMonitor | None = None
         self.binder: UnitBinder | None = None
+        self.spc: SpcEvaluator | None = None
         self.erp_webhooks: WebhookDelivery | None = None
         self.commands: CommandPublisher | None = None
         self._server: uvicorn.Server | None = None
@@ -72,6 +83,9 @@ class CloudService:
     def start(self, timeout: float = 30.0) -> None:
         """Migrate, start ingest, and return once the API accepts connections."""
         url = self.config.database_url
+        condition = condition_settings(self.config.condition_file)  # a bad file fails first
+        charts_file = self.config.spc_charts_file
+        spc_charts = load_charts_file(charts_file) if charts_file else ()
         migrate(url)
         self.engine = create_engine_for(url)
         self.notifier = build_dispatcher(self.config, self.engine)
@@ -82,14 +96,24 @@ class CloudService:
         self.alarms.start()
         self.binder = UnitBinder(self.engine)
         self.binder.start()
+        if charts_file and spc_charts:
+            with Session(writer_engine(self.engine)) as session:
+                load_charts(session, spc_charts, f"file:{charts_file.name}", now_ms())
+                session.commit()
+        self.spc = SpcEvaluator(self.engine)
+        self.spc.start()
         self.worker = IngestWorker(
-            self.config, self.engine, observers=[self.alarms.observe, self.binder.observe]
+            self.config,
+            self.engine,
+            observers=[self.alarms.observe, self.binder.observe, self.spc.observe],
         )
         self.worker.start()
         self.oee = OeeRuntime(self.config, self.engine)
         self.oee.start()
         self.counting = CountingLoop(self.engine, self.config.production_count_s)
         self.counting.start()
+        self.condition = ConditionMonitor(self.engine, condition, self.config.condition_interval_s)
+        self.condition.start()
         self.commands = CommandPublisher(self.config)
         self.commands.start()
         app = create_app(
@@ -100,6 +124,7 @@ class CloudService:
             alarms=self.alarms,
             config=self.config,
             erp_webhooks=self.erp_webhooks,
+            spc=self.spc,
         )
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -132,6 +157,9 @@ class CloudService:
         if self.commands is not None:
             self.commands.stop()
             self.commands = None
+        if self.condition is not None:
+            self.condition.stop(timeout)
+            self.condition = None
         if self.counting is not None:
             self.counting.stop(timeout)
             self.counting = None
@@ -140,6 +168,9 @@ class CloudService:
             self.oee = None
         if self.worker is not None:
             self.worker.stop(timeout)
+        if self.spc is not None:
+            self.spc.stop(timeout)
+            self.spc = None
         if self.binder is not None:
             self.binder.stop(timeout)
             self.binder = None

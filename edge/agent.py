@@ -29,6 +29,7 @@ from edge.coordinator import Backoff, DeviceCoordinator
 from edge.drivers.base import Driver, Endpoint, create_driver
 from edge.health import EdgeHealth
 from edge.mqtt_link import MqttLink
+from edge.processors import MAX_FORWARD_WINDOWS
 from edge.writes import Result, WriteAudit, WriteRequest, check_write
 from protocols.clock import now_ms
 from protocols.errors import WireError
@@ -367,6 +368,8 @@ class EdgeAgent:
             self._publish_births()
         elif command.command == "write":
             await self._write(WriteRequest.from_command(command))
+        elif command.command == "forward_waveform":
+            await self._forward_waveform(command)
         else:
             log.warning("unknown command ignored: command=%s", command.command)
 
@@ -407,6 +410,47 @@ class EdgeAgent:
             event = Event("write_result", now_ms(), request.metric, None, request.value, detail)
             await self._queue.put(_Reading(device.settings.id, [], [event], 0))
 
+    async def _forward_waveform(self, command: CommandMessage) -> None:
+        """Check and audit a request for the next N raw windows of a waveform tag."""
+        assert self.audit is not None
+        args = command.args
+        device_id, metric = args.get("device"), args.get("metric")
+        windows = args.get("windows", 1)
+        request = WriteRequest(
+            command.command_id, command.created_ms, _text(args.get("user")), _text(device_id),
+            _text(metric), windows,
+        )  # fmt: skip
+        if not self.audit.begin(request, now_ms()):
+            log.info("forward_waveform command seen before, ignored: id=%s", command.command_id)
+            return
+        device = self.devices.get(device_id) if isinstance(device_id, str) else None
+        reason: str | None = None
+        if device is None:
+            reason = f"no device {device_id!r} on this edge (have: {sorted(self.devices)})"
+        elif not isinstance(metric, str):
+            reason = f"the command names no metric (got {metric!r})"
+        elif (count := _whole_number_in(windows, 1, MAX_FORWARD_WINDOWS)) is None:
+            reason = f"windows must be a whole number 1..{MAX_FORWARD_WINDOWS}, got {windows!r}"
+        elif device.coordinator is None:
+            reason = f"device {device_id!r} is not running"
+        else:
+            try:
+                device.coordinator.forward_waveform(metric, count)
+            except KeyError:
+                waveforms = [t.name for t in device.profile.tags if t.waveform is not None]
+                reason = (
+                    f"{metric!r} is not a waveform tag of device {device_id!r} "
+                    f"(profile {device.profile.model} has: {waveforms or 'none'})"
+                )
+        result: Result = "rejected" if reason else "ok"
+        detail = reason or f"the next {windows} window(s) of {metric} will be published"
+        self.audit.finish(command.command_id, result, detail)
+        log.log(
+            logging.INFO if result == "ok" else logging.WARNING,
+            "forward_waveform %s: device=%s metric=%s windows=%r id=%s detail=%s",
+            result, device_id, metric, windows, command.command_id, detail,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ status and births
 
     def _on_connected(self) -> None:
@@ -425,7 +469,7 @@ class EdgeAgent:
                 created_ms=now_ms(),
                 profile=profile.model,
                 protocol=profile.protocol,
-                metrics=tuple(t.definition() for t in profile.tags),
+                metrics=profile.metric_definitions(),
                 state_map={str(k): v for k, v in profile.states.items()},
                 ideal_cycle_time_s=profile.ideal_cycle_time_s,
                 units_per_cycle=profile.units_per_cycle,
@@ -470,6 +514,17 @@ class EdgeAgent:
             if self.link.connected and now - last_status >= self.config.status_interval_s:
                 last_status = now
                 self.link.publish(self._status_topic, self._status(online=True), retain=True)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _whole_number_in(value: object, low: int, high: int) -> int | None:
+    """``value`` as an int when it is a whole number in low..high (3.0 counts), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        return None  # NaN fails the range check too
+    return int(value) if value == int(value) else None
 
 
 def build_agent(config: EdgeConfig) -> EdgeAgent:

@@ -4,6 +4,10 @@ On a failed poll the device's values are published once as bad (``comm:not_conne
 left looking fresh; the failure is logged once and the recovery once. The coordinator then backs
 off exponentially with jitter, so a dead device is skipped for a while and its connect attempts
 never delay its neighbours (each coordinator is its own task).
+
+A driver that reads waveform tags (``take_windows``) hands over their windows after each read;
+the coordinator turns the new ones into feature samples (and raw ``waveform`` events when asked
+with ``forward_waveform``) before report by exception.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from edge.drivers.base import Driver
+from edge.features import WaveformWindow
 from edge.health import EdgeHealth
-from edge.processors import EventDetector, ReportByException
+from edge.processors import EventDetector, ReportByException, WaveformProcessor
 from protocols.clock import now_ms
 from protocols.errors import FieldBusError
 from protocols.profile import Profile
@@ -112,10 +117,18 @@ class DeviceCoordinator:
         self._health = health
         self._rbe = ReportByException.for_profile(profile)
         self._events = EventDetector(profile)
+        self._waveforms = WaveformProcessor(profile)
         self._rng = random.Random(seed)
         self._connected = False
         self._failures = 0
         self._down_since_ms: int | None = None
+
+    def forward_waveform(self, tag: str, windows: int) -> None:
+        """Publish the next ``windows`` raw windows of a waveform tag as ``waveform`` events.
+
+        Raises KeyError for a tag that is not a waveform tag of this device and ValueError for
+        a count outside 1..60."""
+        self._waveforms.forward(tag, windows)
 
     @property
     def read_timeout_s(self) -> float:
@@ -158,6 +171,8 @@ class DeviceCoordinator:
         except (FieldBusError, TimeoutError, OSError) as exc:
             await self._failed(exc)
             return False
+        feature_samples, waveform_events = self._waveforms.process(self._take_windows())
+        samples += feature_samples
         round_trip = time.monotonic() - started
         self._health.read_ok(self.device_id, round_trip, len(samples))
         events: list[Event] = []
@@ -171,6 +186,7 @@ class DeviceCoordinator:
             self._down_since_ms = None
         self._failures = 0
         events += self._events.detect(samples)
+        events += waveform_events
         await self._sink(self.device_id, self._rbe.filter(samples), events, len(samples))
         return True
 
@@ -189,11 +205,18 @@ class DeviceCoordinator:
             "retrying with backoff up to %.0f s (check the PLC's power, cable and address)",
             self.device_id, self.profile.protocol, _describe(exc, self.read_timeout_s), self.backoff.max_s,
         )  # fmt: skip
+        self._take_windows()  # a window read before the failure is not news any more
         bad = [
-            Sample(t.name, now, None, Quality.BAD, REASON_NOT_CONNECTED) for t in self.profile.tags
-        ]
+            Sample(t.name, now, None, Quality.BAD, REASON_NOT_CONNECTED)
+            for t in self.profile.tags
+            if t.waveform is None
+        ] + self._waveforms.bad(now, REASON_NOT_CONNECTED)
         event = Event("link_down", now, detail=_describe(exc, self.read_timeout_s))
         await self._sink(self.device_id, self._rbe.filter(bad), [event], 0)
+
+    def _take_windows(self) -> list[WaveformWindow]:
+        take: Callable[[], list[WaveformWindow]] | None = getattr(self.driver, "take_windows", None)
+        return take() if take is not None else []
 
 
 def _describe(exc: BaseException, timeout_s: float) -> str:

@@ -4,15 +4,30 @@ Report by exception compares each reading with the last **published** value (so 
 still crosses the deadband eventually) and re-publishes an unchanged value after the heartbeat
 period, so the cloud can tell "fresh but unchanged" from "no data". A published sample keeps the
 source timestamp of the read it came from.
+
+Waveform tags are turned into feature samples before that: each new window (a new source
+timestamp) gives one sample per feature (``{tag}_{feature}``), with the window's timestamp and
+quality; a bad read, a window shorter than declared or one with NaN/infinities gives bad-quality
+feature samples with the reason. Raw windows go out as ``waveform`` events when the profile says
+``forward_raw`` or a ``forward_waveform`` command asked for the next N.
 """
 
 from __future__ import annotations
 
-from protocols.profile import COUNTER_ROLES, Profile
+import json
+
+import numpy as np
+
+from edge.features import WaveformError, WaveformWindow, window_features
+from protocols.profile import COUNTER_ROLES, Profile, Tag
 from protocols.quality import Quality
 from protocols.wire import Event, Sample, Value
 
 _EVENT_ROLES = frozenset(("state", "fault_code", *COUNTER_ROLES))  # roles that raise events
+_FEATURES_IN_TAG_UNIT = frozenset(("rms", "peak"))  # a waveform tag's deadband applies to these
+REASON_SHORT_WINDOW = "waveform:short_window"
+REASON_BAD_WINDOW = "waveform:not_finite"
+MAX_FORWARD_WINDOWS = 60
 
 
 class ReportByException:
@@ -25,7 +40,15 @@ class ReportByException:
 
     @classmethod
     def for_profile(cls, profile: Profile) -> ReportByException:
-        return cls({t.name: t.deadband for t in profile.tags}, profile.heartbeat_s)
+        deadbands: dict[str, float | None] = {}
+        for tag in profile.tags:
+            if tag.waveform is None:
+                deadbands[tag.name] = tag.deadband
+                continue
+            for feature in tag.waveform.features:
+                in_unit = feature in _FEATURES_IN_TAG_UNIT
+                deadbands[f"{tag.name}_{feature}"] = tag.deadband if in_unit else None
+        return cls(deadbands, profile.heartbeat_s)
 
     def filter(self, samples: list[Sample]) -> list[Sample]:
         out = []
@@ -114,3 +137,103 @@ class EventDetector:
             kind = "counter_rollover" if wrapped else "counter_reset"
             return Event(kind, sample.ts_ms, sample.metric, previous, current)
         return None
+
+
+class WaveformProcessor:
+    """Turns one device's waveform windows into feature samples and, on request, raw events."""
+
+    def __init__(self, profile: Profile) -> None:
+        self._tags = {t.name: t for t in profile.tags if t.waveform is not None}
+        self._last_ts: dict[str, int] = {}  # source timestamp of the last window handled per tag
+        self._to_forward: dict[str, int] = {}  # raw windows still asked for, per tag
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """The device's waveform tags."""
+        return frozenset(self._tags)
+
+    def forward(self, tag: str, windows: int) -> None:
+        """Publish the next ``windows`` good windows of ``tag`` raw (added to any still owed)."""
+        if tag not in self._tags:
+            raise KeyError(f"{tag!r} is not a waveform tag (have: {sorted(self._tags)})")
+        if not 1 <= windows <= MAX_FORWARD_WINDOWS:
+            raise ValueError(f"windows must be 1..{MAX_FORWARD_WINDOWS}, got {windows}")
+        owed = self._to_forward.get(tag, 0) + windows
+        self._to_forward[tag] = min(owed, MAX_FORWARD_WINDOWS)
+
+    def pending(self, tag: str) -> int:
+        """How many raw windows of ``tag`` are still to be published."""
+        return self._to_forward.get(tag, 0)
+
+    def process(self, windows: list[WaveformWindow]) -> tuple[list[Sample], list[Event]]:
+        """Feature samples for every new window, and waveform events for those to forward."""
+        samples: list[Sample] = []
+        events: list[Event] = []
+        for window in windows:
+            tag = self._tags.get(window.tag)
+            if tag is None or tag.waveform is None:
+                continue
+            good = window.quality is not Quality.BAD
+            if good and self._last_ts.get(tag.name) == window.ts_ms:
+                continue  # the same window again (a notification and a full read)
+            if good:
+                self._last_ts[tag.name] = window.ts_ms
+            feature_samples = _feature_samples(tag, window)
+            samples += feature_samples
+            if feature_samples[0].quality is not Quality.BAD and self._forwarding(tag):
+                events.append(_waveform_event(tag, window))
+        return samples, events
+
+    def bad(self, ts_ms: int, reason: str) -> list[Sample]:
+        """Bad-quality feature samples of every waveform tag (the device is not answering)."""
+        self._last_ts.clear()
+        return [
+            Sample(name, ts_ms, None, Quality.BAD, reason)
+            for tag in self._tags.values()
+            for name in tag.metric_names
+        ]
+
+    def _forwarding(self, tag: Tag) -> bool:
+        assert tag.waveform is not None
+        owed = self._to_forward.get(tag.name, 0)
+        if owed:
+            self._to_forward[tag.name] = owed - 1
+        return owed > 0 or tag.waveform.forward_raw
+
+
+def _feature_samples(tag: Tag, window: WaveformWindow) -> list[Sample]:
+    waveform = tag.waveform
+    assert waveform is not None
+    names = [f"{tag.name}_{feature}" for feature in waveform.features]
+    values = window.values
+    reason = window.reason
+    if window.quality is Quality.BAD or values is None:
+        return [Sample(n, window.ts_ms, None, Quality.BAD, reason) for n in names]
+    if values.size < waveform.samples:
+        reason = f"{REASON_SHORT_WINDOW}:{values.size}/{waveform.samples}"
+        return [Sample(n, window.ts_ms, None, Quality.BAD, reason) for n in names]
+    try:
+        features = window_features(values)
+    except WaveformError:
+        return [Sample(n, window.ts_ms, None, Quality.BAD, REASON_BAD_WINDOW) for n in names]
+    return [
+        Sample.checked(name, window.ts_ms, features.value(feature), window.quality, reason)
+        for name, feature in zip(names, waveform.features, strict=True)
+    ]
+
+
+def _waveform_event(tag: Tag, window: WaveformWindow) -> Event:
+    """A raw window as a ``waveform`` event: compact JSON of its rate, unit and samples."""
+    assert tag.waveform is not None
+    assert window.values is not None
+    values = window.values
+    if tag.type == "float32" and tag.scale == 1.0 and tag.offset == 0.0:
+        # the shortest text that gives back the same float32 (about half the bytes)
+        listed = [float(str(v)) for v in values.astype(np.float32)]
+    else:
+        listed = [float(v) for v in values]
+    detail = json.dumps(
+        {"sample_rate_hz": tag.waveform.sample_rate_hz, "unit": tag.unit, "samples": listed},
+        separators=(",", ":"),
+    )
+    return Event("waveform", window.ts_ms, tag.name, detail=detail)

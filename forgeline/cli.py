@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from forgeline.cli_import import import_command
+from forgeline.cli_spc import spc as spc_command
 from forgeline.cli_trace import trace as trace_command
 from forgeline.logs import configure_logging
 
@@ -405,3 +406,4 @@ def broker(host: str, port: int, log_level: str) -> None:
 
 main.add_command(import_command)
 main.add_command(trace_command)
+main.add_command(spc_command)

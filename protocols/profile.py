@@ -29,6 +29,10 @@ FaultCategory = Literal[
     "breakdown", "tooling", "material", "quality", "operator", "utilities", "external", "other",
 ]  # fmt: skip
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+# Features the edge computes from each window of a waveform tag, published as f"{tag}_{feature}".
+WaveformFeature = Literal["rms", "peak", "crest_factor", "kurtosis"]
+WAVEFORM_FEATURES: tuple[WaveformFeature, ...] = ("rms", "peak", "crest_factor", "kurtosis")
+_UNITLESS_FEATURES = frozenset(("crest_factor", "kurtosis"))
 
 # Roles a device has at most one of: the OEE and state engines and the unit binder rely on
 # finding them (``unit_serial``: the serial of the unit now in the machine).
@@ -59,6 +63,33 @@ class Limits(_Strict):
         return self
 
 
+class Waveform(_Strict):
+    """A tag that holds one window of vibration samples (an OPC UA array), not a single value.
+
+    The edge publishes the window's features (``{tag}_{feature}``) instead of the array, and the
+    raw window only on demand (the ``forward_waveform`` command) or always (``forward_raw``).
+    """
+
+    sample_rate_hz: float = Field(gt=0, description="samples per second of the window")
+    samples: int = Field(ge=16, le=65536, description="samples per window")
+    features: tuple[WaveformFeature, ...] = Field(
+        default=WAVEFORM_FEATURES, min_length=1, description="features published per window"
+    )
+    forward_raw: bool = Field(default=False, description="also publish every raw window")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Waveform:
+        repeated = sorted({f for f in self.features if self.features.count(f) > 1})
+        if repeated:
+            raise ValueError(f"features list {repeated} more than once")
+        return self
+
+    @property
+    def period_s(self) -> float:
+        """How long one window lasts."""
+        return self.samples / self.sample_rate_hz
+
+
 class Tag(_Strict):
     """One named measurement: where it lives on the device and how to turn it into a value."""
 
@@ -83,6 +114,9 @@ class Tag(_Strict):
     writable: bool = False
     scan_class: str | None = Field(
         default=None, description="name in the profile's scan_classes (default: poll_interval_s)"
+    )
+    waveform: Waveform | None = Field(
+        default=None, description="the tag is an array of vibration samples (OPC UA only)"
     )
 
     @property
@@ -112,7 +146,50 @@ class Tag(_Strict):
             raise ValueError(f"scale/offset apply to numbers, not {self.type}")
         if self.writable and self.table in ("input", "discrete"):
             raise ValueError(f"{self.table} registers are read-only on Modbus")
+        if self.waveform is not None:
+            self._check_waveform()
         return self
+
+    def _check_waveform(self) -> None:
+        if self.role != "vibration":
+            raise ValueError(f"a waveform tag needs role 'vibration', not {self.role!r}")
+        if self.type not in ("float32", "float64"):
+            raise ValueError(f"a waveform tag is an array of float32 or float64, not {self.type}")
+        if self.table is not None or self.address is not None:
+            raise ValueError("a waveform is read from an OPC UA array node, not Modbus registers")
+        if self.writable:
+            raise ValueError("a waveform tag cannot be writable")
+        if len(self.name) > 50:
+            raise ValueError(
+                f"a waveform tag's name is at most 50 characters (its feature metrics add a "
+                f"suffix), {self.name!r} has {len(self.name)}"
+            )
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics this tag is published as: its name, or its waveform's feature metrics."""
+        if self.waveform is None:
+            return (self.name,)
+        return tuple(f"{self.name}_{feature}" for feature in self.waveform.features)
+
+    def definitions(self) -> tuple[MetricDefinition, ...]:
+        """Every metric definition this tag is published with (see ``metric_names``)."""
+        if self.waveform is None:
+            return (self.definition(),)
+        limits = self.limits or Limits()
+        return tuple(
+            MetricDefinition(
+                name=f"{self.name}_{feature}",
+                data_type="float64",
+                role="vibration",
+                unit=None if feature in _UNITLESS_FEATURES else self.unit,
+                low_limit=limits.low if feature == "rms" else None,
+                high_limit=limits.high if feature == "rms" else None,
+                description=f"{feature} of each window of {self.name}"
+                + (f" ({self.description})" if self.description else ""),
+            )
+            for feature in self.waveform.features
+        )
 
     def definition(self) -> MetricDefinition:
         """The metric definition this tag is published with in a birth message."""
@@ -240,6 +317,7 @@ class Profile(_Strict):
                     problems.append(f"tags[{i}] ({tag.name}): runs past register 65535")
                 if tag.node is not None:
                     problems.append(f"tags[{i}] ({tag.name}): 'node' is an OPC UA field")
+        problems += self._waveform_problems(seen)
         for i, tag in enumerate(self.tags):
             if tag.scan_class is not None and tag.scan_class not in self.scan_classes:
                 problems.append(
@@ -263,6 +341,20 @@ class Profile(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _waveform_problems(self, tag_names: set[str]) -> list[str]:
+        problems: list[str] = []
+        for i, tag in enumerate(self.tags):
+            if tag.waveform is None:
+                continue
+            if self.protocol != "opcua":
+                problems.append(f"tags[{i}].waveform: waveform tags are read from OPC UA array "
+                                f"nodes; this profile's protocol is {self.protocol}")  # fmt: skip
+            clashes = sorted(set(tag.metric_names) & tag_names)
+            if clashes:
+                problems.append(f"tags[{i}].waveform: feature metrics {clashes} clash with tags "
+                                "of the same name; rename the tag or the waveform")  # fmt: skip
+        return problems
 
     def _state_rule_problems(self) -> list[str]:
         if not self.state_rules:
@@ -298,6 +390,15 @@ class Profile(_Strict):
         if tag.scan_class is None:
             return self.poll_interval_s
         return self.scan_classes[tag.scan_class]
+
+    def metric_definitions(self) -> tuple[MetricDefinition, ...]:
+        """What a birth message defines: one metric per tag, the features of a waveform tag."""
+        return tuple(d for t in self.tags for d in t.definitions())
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The names of every published metric (see ``metric_definitions``)."""
+        return tuple(name for t in self.tags for name in t.metric_names)
 
     def tag(self, name: str) -> Tag:
         for tag in self.tags:

@@ -12,8 +12,21 @@ What it models:
   while running, and good/scrap counters with good + scrap == cycles × units_per_cycle;
 - process parameters around the middle of their limits with noise, a slow bounded drift
   (Ornstein-Uhlenbeck) and occasional excursions beyond a limit (more scrap meanwhile);
-- vibration that grows with running hours as a bearing wears;
+- vibration that grows with running hours as a bearing wears: by default
+  ``exp(wear_per_hour × running hours)``; with a ``bearing`` (``BearingWear``) the scalar
+  vibration tags show ``BearingModel.overall_rms`` (with its scatter), the bearing temperature
+  tag ``BearingModel.temperature`` and waveform tags a window of ``BearingModel.window``;
 - plausible constants for every other tag.
+
+Waveform tags (a profile ``waveform`` block) hold one window of samples, refreshed every window
+period (``samples / sample_rate_hz``, or ``BearingWear.window_refresh_s``): ``window(tag)`` gives
+the current one with its index and time, and ``values()`` holds its RMS. While the machine
+stands the window is a quiet noise floor (0.02 mm/s RMS). Window ``i`` is stamped at
+``start_s + i × refresh`` and drawn from ``(seed, i)`` at the machine's running hours then, so
+windows are reproducible. A machine's running hours are ``initial_h + running time ×
+wear_time_scale`` (tests and demos age a bearing fast); every random number of the windows comes
+from numpy generators of their own, so a machine without waveform tags or a bearing draws
+exactly the same numbers as before.
 """
 
 from __future__ import annotations
@@ -21,11 +34,15 @@ from __future__ import annotations
 import math
 import random
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from protocols.profile import CanonicalState, Profile, Tag
 from protocols.wire import Value
+from simulators.bearing import BearingModel
 
 SignalKind = Literal["process", "temperature", "vibration"]
 
@@ -41,6 +58,49 @@ _INT_RANGE: dict[str, tuple[int, int]] = {
 _TEMPERATURE_UNITS = ("°C", "degC", "C", "K", "°F", "degF")
 _DEFAULT_CYCLE_S = 60.0
 _MIN_STATE_S = 1.0
+_STANDSTILL_RMS = 0.02  # vibration noise floor of a machine that stands, mm/s
+_STANDSTILL_STREAM = 2  # numpy stream of the standstill windows (the bearing model uses 0 and 1)
+_TEMPERATURE_NOISE_C = 0.1
+_DEFAULT_LOAD_PCT = 75.0
+
+
+@dataclass(frozen=True)
+class BearingWear:
+    """A machine whose vibration and bearing temperature follow a ``BearingModel``."""
+
+    model: BearingModel
+    initial_h: float = 0.0
+    """Running hours the bearing had when the simulation starts."""
+    wear_time_scale: float = 1.0
+    """Running hours of wear per hour of running time (e.g. 3600: an hour a second)."""
+    window_refresh_s: float | None = None
+    """Seconds between two waveform windows; None: one window period (samples / rate)."""
+    ambient_c: float = 25.0
+    load_tag: str | None = None
+    """Tag whose value is the motor load in %; None: the first process_param tag in %."""
+    temperature_tag: str | None = None
+    """Tag that shows the bearing temperature; None: the first tag with role temperature."""
+
+    def __post_init__(self) -> None:
+        if self.initial_h < 0:
+            raise ValueError(f"bearing initial_h must not be negative, got {self.initial_h}")
+        if self.wear_time_scale <= 0:
+            raise ValueError(f"bearing wear_time_scale must be > 0, got {self.wear_time_scale}")
+        if self.window_refresh_s is not None and self.window_refresh_s <= 0:
+            raise ValueError(f"bearing window_refresh_s must be > 0, got {self.window_refresh_s}")
+
+
+@dataclass(frozen=True)
+class SimWindow:
+    """The window a waveform tag holds now: its number, its time and its samples."""
+
+    index: int
+    at_s: float
+    values: npt.NDArray[np.float64]
+
+    @property
+    def rms(self) -> float:
+        return math.sqrt(float(np.mean(np.square(self.values))))
 
 
 @dataclass(frozen=True)
@@ -82,6 +142,8 @@ class BehaviourConfig:
     """Bearing wear: vibration grows by exp(wear_per_hour × running hours)."""
     initial_wear_h: float = 0.0
     """Running hours the bearing already had when the simulation starts."""
+    bearing: BearingWear | None = None
+    """Vibration and bearing temperature from a bearing model instead of ``wear_per_hour``."""
     fault_codes: tuple[int, ...] = (101, 102, 205, 310, 412)
     initial_state: CanonicalState = "running"
     constants: dict[str, Value] = field(default_factory=dict)
@@ -136,6 +198,8 @@ class Signal:
 
 
 def _signal_for(tag: Tag) -> Signal | None:
+    if tag.waveform is not None:
+        return None  # a window, see MachineBehaviour.window
     if not tag.is_numeric or tag.role not in ("process_param", "temperature", "vibration"):
         return None
     limits = tag.limits
@@ -199,7 +263,12 @@ class MachineBehaviour:
         self._next_transition_s = self.start_s + self._duration(self.state)
         self._cycle_s = self._draw_cycle_s()
         self._cycle_elapsed_s = 0.0
+        self._bearing = self.config.bearing
+        self._waveform_models = self._models_for_waveforms()
+        self._windows: dict[str, SimWindow] = {}
+        self._load_tag, self._temperature_tag = self._bearing_tags()
         self._values: dict[str, Value] = {}
+        self._update_windows()
         self._compute_values()
 
     # -- public ----------------------------------------------------------------------------
@@ -209,6 +278,32 @@ class MachineBehaviour:
         """How much the vibration has grown with bearing wear (1.0 when new)."""
         hours = self.config.initial_wear_h + self.running_s / 3600.0
         return math.exp(self.config.wear_per_hour * hours)
+
+    @property
+    def running_h(self) -> float:
+        """The bearing's running hours now (``initial_h + running time × wear_time_scale``)."""
+        if self._bearing is None:
+            return self.config.initial_wear_h + self.running_s / 3600.0
+        return self._bearing.initial_h + self.running_s * self._bearing.wear_time_scale / 3600.0
+
+    def window(self, name: str) -> SimWindow:
+        """The window a waveform tag holds now."""
+        try:
+            return self._windows[name]
+        except KeyError:
+            raise KeyError(
+                f"{name!r} is not a waveform tag of {self.profile.model} "
+                f"(have: {', '.join(self._windows) or 'none'})"
+            ) from None
+
+    def window_refresh_s(self, name: str) -> float:
+        """Seconds between two windows of a waveform tag."""
+        tag = self.profile.tag(name)
+        if tag.waveform is None:
+            raise KeyError(f"{name!r} is not a waveform tag of {self.profile.model}")
+        if self._bearing is not None and self._bearing.window_refresh_s is not None:
+            return self._bearing.window_refresh_s
+        return tag.waveform.period_s
 
     def step(self, now_s: float) -> None:
         """Advance the machine to ``now_s`` (seconds of simulated time)."""
@@ -225,6 +320,7 @@ class MachineBehaviour:
                 self._transition(t)
         self.now_s = now_s
         self._update_signals(dt)
+        self._update_windows()
         self._compute_values()
 
     def values(self) -> dict[str, Value]:
@@ -357,9 +453,14 @@ class MachineBehaviour:
         if signal.forced_value is not None and now < signal.forced_until_s:
             return signal.forced_value
         running = self.state == "running"
+        bearing = self._bearing
+        if bearing is not None and signal.tag.name == self._temperature_tag:
+            return self._bearing_temperature(bearing)
         if signal.kind == "vibration":
             if not running:
                 return abs(rng.gauss(0.0, 0.02))
+            if bearing is not None:
+                return self._bearing_vibration(bearing)
             level = signal.base * self.wear_factor
             return max(level * (1.0 + 0.05 * rng.gauss(0.0, 1.0)), 0.0)
         if signal.follows_run and not running:
@@ -369,6 +470,68 @@ class MachineBehaviour:
         else:
             centre = signal.base + signal.drift
         return centre + self.config.noise * signal.span * rng.gauss(0.0, 1.0)
+
+    # -- bearing and waveforms -------------------------------------------------------------
+
+    def _models_for_waveforms(self) -> dict[str, BearingModel]:
+        """One bearing model per waveform tag, at the tag's rate and window length (the
+        second and later waveform tags of a machine get seeds of their own)."""
+        base = self._bearing.model if self._bearing is not None else BearingModel(seed=self.seed)
+        models: dict[str, BearingModel] = {}
+        for tag in self.profile.tags:
+            if tag.waveform is None:
+                continue
+            models[tag.name] = replace(
+                base,
+                seed=base.seed + 7919 * len(models),
+                sample_rate_hz=tag.waveform.sample_rate_hz,
+                samples=tag.waveform.samples,
+            )
+        return models
+
+    def _bearing_tags(self) -> tuple[str | None, str | None]:
+        if self._bearing is None:
+            return None, None
+        tags = self.profile.tags
+        load = self._bearing.load_tag or next(
+            (t.name for t in tags if t.role == "process_param" and t.unit == "%"), None
+        )
+        temperature = self._bearing.temperature_tag or next(
+            (t.name for t in tags if t.role == "temperature"), None
+        )
+        for name in (load, temperature):
+            if name is not None:
+                self.profile.tag(name)  # KeyError for a tag the profile does not have
+        return load, temperature
+
+    def _update_windows(self) -> None:
+        for name, model in self._waveform_models.items():
+            refresh = self.window_refresh_s(name)
+            index = max(0, math.floor((self.now_s - self.start_s) / refresh + 1e-9))
+            current = self._windows.get(name)
+            if current is not None and current.index == index:
+                continue
+            if self.state == "running":
+                values = model.window(self.running_h, index)
+            else:
+                quiet = np.random.default_rng([model.seed, _STANDSTILL_STREAM, index])
+                values = quiet.normal(0.0, _STANDSTILL_RMS, model.samples)
+            if self.profile.tag(name).type == "float32":
+                values = values.astype(np.float32).astype(np.float64)
+            self._windows[name] = SimWindow(index, self.start_s + index * refresh, values)
+
+    def _bearing_vibration(self, bearing: BearingWear) -> float:
+        model = bearing.model
+        return model.overall_rms(self.running_h) * math.exp(model.noise * self._rng.gauss(0, 1))
+
+    def _bearing_temperature(self, bearing: BearingWear) -> float:
+        load = 0.0
+        if self.state == "running":
+            current = self._values.get(self._load_tag) if self._load_tag else None
+            numeric = isinstance(current, int | float) and not isinstance(current, bool)
+            load = float(current) if numeric else _DEFAULT_LOAD_PCT  # type: ignore[arg-type]
+        steady = bearing.model.temperature(self.running_h, load, bearing.ambient_c)
+        return steady + _TEMPERATURE_NOISE_C * self._rng.gauss(0.0, 1.0)
 
     # -- values ----------------------------------------------------------------------------
 
@@ -398,6 +561,9 @@ class MachineBehaviour:
         signal = self._signals.get(tag.name)
         if signal is not None:
             return quantize(tag, self._signal_value(signal))
+        window = self._windows.get(tag.name)
+        if window is not None:
+            return window.rms
         return self._constant(tag)
 
     def _constant(self, tag: Tag) -> Value:

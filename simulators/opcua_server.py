@@ -7,6 +7,11 @@ tag's data type. Each ``step`` writes the behaviour's values with SourceTimestam
 time. Writable tags are writable by clients; what a client writes is handed to the behaviour,
 which holds it.
 
+A waveform tag (a profile ``waveform`` block) is a one-dimensional array variable of Float or
+Double holding the behaviour's current window (``MachineBehaviour.window``): it is written only
+when a new window is due, with SourceTimestamp = the window's time, so a client sees one change
+per window.
+
 Faults (coroutines, like the Modbus server's):
 
 - ``set_unresponsive(True)`` stops the server's network side (clients lose the session and
@@ -56,6 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 from asyncua import ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.node import Node
@@ -148,6 +154,17 @@ class _Users(UserManager):
         return User(role=UserRole.User, name=username)
 
 
+async def _declare_array(node: Node, samples: int) -> None:
+    """Make a variable a one-dimensional array of ``samples`` values (ValueRank, dimensions)."""
+    await node.write_attribute(
+        AttributeIds.ValueRank, ua.DataValue(ua.Variant(1, ua.VariantType.Int32))
+    )
+    await node.write_attribute(
+        AttributeIds.ArrayDimensions,
+        ua.DataValue(ua.Variant([samples], ua.VariantType.UInt32)),
+    )
+
+
 def node_id(tag: Tag, namespace_index: int) -> ua.NodeId:
     """The node id of a tag: ``s=..``/``i=..`` in the profile namespace, ``ns=..;`` as written."""
     text = tag.node or ""
@@ -210,6 +227,7 @@ class OpcUaDeviceServer:
         self._nodes: dict[str, Node] = {}
         self._written: dict[str, Any] = {}
         self._bad: set[str] = set()
+        self._window_index: dict[str, int] = {}  # waveform tag → index of the window served
 
     @property
     def endpoint_url(self) -> str:
@@ -329,13 +347,22 @@ class OpcUaDeviceServer:
         values = self.behaviour.values()
         for tag in self.profile.tags:
             vtype = variant_type(tag)
-            raw = self._raw(tag, values[tag.name])
+            stamp = now
+            if tag.waveform is not None:
+                window = self.behaviour.window(tag.name)
+                raw = self._raw_window(tag, window.values)
+                stamp = self._timestamp(window.at_s)
+                self._window_index[tag.name] = window.index
+            else:
+                raw = self._raw(tag, values[tag.name])
             node = await device.add_variable(
                 node_id(tag, idx),
                 ua.QualifiedName(tag.name, idx),
                 ua.Variant(raw, vtype),
                 varianttype=vtype,
             )
+            if tag.waveform is not None:
+                await _declare_array(node, tag.waveform.samples)
             if tag.description:
                 await node.write_attribute(
                     AttributeIds.Description,
@@ -348,7 +375,7 @@ class OpcUaDeviceServer:
             await self._add_analog_properties(node, tag)
             await server.write_attribute_value(
                 node.nodeid,
-                ua.DataValue(ua.Variant(raw, vtype), SourceTimestamp=now, ServerTimestamp=now),
+                ua.DataValue(ua.Variant(raw, vtype), SourceTimestamp=stamp, ServerTimestamp=now),
             )
             self._nodes[tag.name] = node
             self._written[tag.name] = raw
@@ -407,11 +434,20 @@ class OpcUaDeviceServer:
         for tag in self.profile.tags:
             if tag.name in self._bad:
                 continue
-            raw = self._raw(tag, values[tag.name])
+            source_stamp = stamp
+            if tag.waveform is not None:
+                window = self.behaviour.window(tag.name)
+                if self._window_index.get(tag.name) == window.index:
+                    continue  # the same window: no change for subscribers
+                self._window_index[tag.name] = window.index
+                raw = self._raw_window(tag, window.values)
+                source_stamp = self._timestamp(window.at_s)
+            else:
+                raw = self._raw(tag, values[tag.name])
             variant = ua.Variant(raw, variant_type(tag))
             await self._server.write_attribute_value(
                 self._nodes[tag.name].nodeid,
-                ua.DataValue(variant, SourceTimestamp=stamp, ServerTimestamp=server_stamp),
+                ua.DataValue(variant, SourceTimestamp=source_stamp, ServerTimestamp=server_stamp),
             )
             self._written[tag.name] = raw
 
@@ -460,6 +496,8 @@ class OpcUaDeviceServer:
             self.profile.tag(name)  # KeyError for an unknown tag
         if not bad:
             self._bad.difference_update(names)
+            for name in names:
+                self._window_index.pop(name, None)  # serve the current window again
             return
         self._bad.update(names)
         if self._server is None:
@@ -499,6 +537,14 @@ class OpcUaDeviceServer:
         if tag.type in ("float32", "float64"):
             return float(raw)
         return round(raw)
+
+    @staticmethod
+    def _raw_window(tag: Tag, values: Any) -> list[float]:
+        """A window of engineering values → the array variable's raw values."""
+        window = np.asarray(values, dtype=np.float64)
+        if tag.scale != 1.0 or tag.offset != 0.0:
+            window = (window - tag.offset) / tag.scale
+        return [float(v) for v in window]
 
     @staticmethod
     def _engineering(tag: Tag, raw: Any) -> Any:

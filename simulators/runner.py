@@ -69,6 +69,8 @@ def build_device(
     if machine.behaviour.fault_codes is None and profile.fault_codes:
         # the machine raises the alarm numbers its profile documents
         config = dataclasses.replace(config, fault_codes=tuple(profile.fault_codes))
+    if machine.bearing is not None:
+        config = dataclasses.replace(config, bearing=machine.bearing.wear(machine.seed))
     behaviour = MachineBehaviour(profile, seed=machine.seed, config=config)
     port = machine.port or 0
     if machine.opcua is not None and profile.protocol != "opcua":
@@ -98,6 +100,20 @@ def build_device(
         f"device {machine.device_id}: the simulators serve modbus_tcp and opcua, "
         f"not {profile.protocol} (profile {profile.model})"
     )
+
+
+def _check_bearing(machine: Machine, profile: Profile) -> None:
+    bearing = machine.bearing
+    if bearing is None:
+        return
+    names = {t.name for t in profile.tags}
+    for field in ("load_tag", "temperature_tag"):
+        name = getattr(bearing, field)
+        if name is not None and name not in names:
+            raise ValueError(
+                f"device {machine.device_id}: bearing.{field} {name!r} is not a tag of profile "
+                f"{profile.model} (have: {', '.join(sorted(names))})"
+            )
 
 
 def _check_faults(machine: Machine, profile: Profile) -> None:
@@ -136,6 +152,7 @@ class SimulatedPlant:
         for line, machine in scenario.machines():
             profile = resolve_profile(machine.profile, source)
             _check_faults(machine, profile)
+            _check_bearing(machine, profile)
             self._devices[machine.device_id] = build_device(
                 machine, profile, host=host, epoch_s=self.epoch_s
             )

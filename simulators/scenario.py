@@ -26,6 +26,16 @@ by their file stem (``demo``); anything else is a path.
               users: [{username: operator, password: change-me}]   # no anonymous login
               certificate_dir: sim-pki/press-01   # server certificate (default: a temp dir)
               max_nodes_per_read: 50             # advertised and enforced
+          - device_id: pump-07
+            profile: pump_drive_monitor
+            bearing:                         # vibration and bearing temperature from a
+              seed: 7                        # BearingModel (default: the machine's seed)
+              life_h: 1200                   # default: drawn from the seed (800..1600 h)
+              baseline_rms: 1.0              # mm/s when new
+              failure_rms: 4.5               # mm/s at failure
+              initial_h: 600                 # running hours at the start
+              wear_time_scale: 3600          # running hours of wear per hour running
+              window_refresh_s: 1.0          # default: one window period
 """
 
 from __future__ import annotations
@@ -34,13 +44,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from device_profiles import profile_path
 from protocols.profile import CanonicalState, Profile, load_profile
 from protocols.wire import Value
 from protocols.yaml_lines import validate_file
-from simulators.behaviour import BehaviourConfig
+from simulators.bearing import BearingModel
+from simulators.behaviour import BearingWear, BehaviourConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 FaultKind = Literal["unresponsive", "drop_connections", "bad_quality", "excursion"]
@@ -131,6 +142,49 @@ class OpcUaSimOptions(_Strict):
         return {u.username: u.password for u in self.users} if self.users is not None else None
 
 
+class BearingSettings(_Strict):
+    """A machine's bearing: its vibration and temperature follow ``simulators.bearing``."""
+
+    seed: int | None = Field(default=None, description="default: the machine's seed")
+    life_h: float | None = Field(default=None, gt=0, description="default: drawn from the seed")
+    baseline_rms: float = Field(default=1.0, gt=0, description="mm/s when new")
+    failure_rms: float = Field(default=4.5, gt=0, description="mm/s at failure")
+    initial_h: float = Field(default=0.0, ge=0, description="running hours at the start")
+    wear_time_scale: float = Field(default=1.0, gt=0, description="wear hours per running hour")
+    window_refresh_s: float | None = Field(
+        default=None, gt=0, description="seconds between waveform windows (default: a period)"
+    )
+    ambient_c: float = 25.0
+    load_tag: str | None = Field(default=None, description="motor load in % (default: found)")
+    temperature_tag: str | None = Field(default=None, description="default: role temperature")
+
+    @field_validator("failure_rms")
+    @classmethod
+    def _above_baseline(cls, failure_rms: float, info: ValidationInfo) -> float:
+        baseline = info.data.get("baseline_rms")
+        if baseline is not None and failure_rms <= baseline:
+            raise ValueError(f"failure_rms ({failure_rms}) must be above baseline_rms ({baseline})")
+        return failure_rms
+
+    def wear(self, machine_seed: int) -> BearingWear:
+        """The behaviour's bearing for a machine of this seed."""
+        model = BearingModel(
+            seed=machine_seed if self.seed is None else self.seed,
+            baseline_rms=self.baseline_rms,
+            failure_rms=self.failure_rms,
+            life_h=self.life_h,
+        )
+        return BearingWear(
+            model,
+            initial_h=self.initial_h,
+            wear_time_scale=self.wear_time_scale,
+            window_refresh_s=self.window_refresh_s,
+            ambient_c=self.ambient_c,
+            load_tag=self.load_tag,
+            temperature_tag=self.temperature_tag,
+        )
+
+
 class Machine(_Strict):
     """One simulated device: which profile, how it behaves, where it listens."""
 
@@ -142,6 +196,7 @@ class Machine(_Strict):
     behaviour: BehaviourOverrides = Field(default_factory=BehaviourOverrides)
     faults: list[Fault] = Field(default_factory=list)
     opcua: OpcUaSimOptions | None = None
+    bearing: BearingSettings | None = None
 
 
 class Line(_Strict):

@@ -21,12 +21,15 @@ from cloud.api.commands import router as command_router
 from cloud.api.deps import EngineDep
 from cloud.api.imports import router as import_router
 from cloud.api.integration import router as integration_router
+from cloud.api.maintenance import router as maintenance_router
 from cloud.api.notify import router as notify_router
 from cloud.api.oee import router as oee_router
+from cloud.api.spc import router as spc_router
 from cloud.api.trace_export import router as trace_export_router
 from cloud.config import CloudConfig
 from cloud.db import create_engine_for, session_factory
 from cloud.errors import InvalidRequest, NotFound
+from cloud.maintenance.condition_config import condition_settings
 from cloud.oee.settings import OeeSettings
 from cloud.timeseries.sql import SqlTimeSeriesStore
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from cloud.ingest.worker import IngestWorker
     from cloud.integration.delivery import WebhookDelivery
     from cloud.notify.dispatcher import Dispatcher
+    from cloud.spc.evaluator import SpcEvaluator
 
 
 def create_app(
@@ -46,6 +50,7 @@ def create_app(
     alarms: AlarmEngine | None = None,
     config: CloudConfig | None = None,
     erp_webhooks: WebhookDelivery | None = None,
+    spc: SpcEvaluator | None = None,
 ) -> FastAPI:
     """The REST API over the database of ``source`` (a config, or an engine the caller owns).
 
@@ -67,7 +72,8 @@ def create_app(
         title="forgeline cloud",
         description=(
             "Machines, their state and time series, OEE and the ISO 22400 KPIs, alarms and "
-            "their notifications, and the ingest pipeline."
+            "their notifications, production and traceability, parameter and SPC charts, "
+            "condition monitoring, and the ingest pipeline."
         ),
         version="0.1.0",
         lifespan=lifespan,
@@ -78,9 +84,13 @@ def create_app(
     app.state.worker = worker
     app.state.commands = commands
     app.state.oee_settings = OeeSettings.from_config(config)
+    app.state.condition_settings = condition_settings(
+        config.condition_file if config is not None else None
+    )
     app.state.notifier = notifier  # alarm notifications: deliveries API and the WebSocket stream
     app.state.alarms = alarms  # the running alarm engine (rule sources, wake after API edits)
     app.state.erp_webhooks = erp_webhooks  # the ERP webhook delivery thread (woken on retry)
+    app.state.spc_evaluator = spc  # the running SPC evaluator (reloaded after chart edits)
 
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, error: NotFound) -> JSONResponse:
@@ -116,4 +126,6 @@ def create_app(
     app.include_router(import_router)
     app.include_router(integration_router)
     app.include_router(charts_router)
+    app.include_router(maintenance_router)
+    app.include_router(spc_router)
     return app

@@ -80,7 +80,7 @@ def chart_out(chart: Chart) -> ChartOut:
             engineering_low=limits.engineering_low, engineering_high=limits.engineering_high,
             spec_low=limits.spec_low, spec_high=limits.spec_high,
             control_low=limits.control_low, control_center=limits.control_center,
-            control_high=limits.control_high, spec_and_control_source=limits.pending,
+            control_high=limits.control_high, spec_and_control_source=limits.source,
         ),
         annotations=AnnotationsOut(
             operations=[

@@ -10,7 +10,7 @@ of the candidates with Largest-Triangle-Three-Buckets (``cloud.charts.downsample
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy import or_, select, text
@@ -22,12 +22,13 @@ from cloud.charts.downsample import lttb
 from cloud.db import without_jit
 from cloud.errors import InvalidRequest, NotFound
 from cloud.production.models import WorkOrder, WorkOrderOperation
+from cloud.spc.service import limits_for
 from cloud.timeseries.models import TsSeries
 
 METHODS = ("minmax", "lttb")
 MAX_POINTS = 20_000
 MAX_SPAN_MS = 2**62 // MAX_POINTS  # (ts - start) * buckets stays within a 64-bit integer
-SPC_PENDING = "from the SPC chart configuration of this metric (not yet available)"
+NO_SPC_CHART = "no SPC chart watches this metric (POST /api/spc/charts)"
 
 # Per bucket: min and max value and the sample count (one pass over the window), then the
 # earliest time of the min and of the max, each read by an index range scan of that bucket
@@ -70,7 +71,8 @@ class ChartPoint:
 @dataclass(frozen=True)
 class Limits:
     """Engineering limits come from the device profile (``ts_series``); spec and control limits
-    will come from the SPC chart configuration, so they are None with ``pending`` saying so."""
+    from the SPC chart that watches the metric (``cloud.spc.service.limits_for``), with
+    ``source`` naming the chart and who set the control limits when (or why they are None)."""
 
     engineering_low: float | None
     engineering_high: float | None
@@ -79,7 +81,7 @@ class Limits:
     control_low: float | None = None
     control_center: float | None = None
     control_high: float | None = None
-    pending: str = SPC_PENDING
+    source: str = NO_SPC_CHART
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,13 @@ def chart_series(
             f"machine {machine_id} has no metric {metric!r} (GET /api/machines/{machine_id})"
         )
     chart_points, raw_count = _downsampled(session, series.id, start_ms, end_ms, points, method)
+    limits = Limits(series.low_limit, series.high_limit)
+    spc = limits_for(session, machine_id, metric, end_ms - 1)
+    if spc is not None:
+        limits = replace(
+            limits, spec_low=spc.lsl, spec_high=spc.usl, control_low=spc.lcl,
+            control_center=spc.centre, control_high=spc.ucl, source=spc.source,
+        )  # fmt: skip
     return Chart(
         machine_id=machine_id,
         metric=metric,
@@ -156,7 +165,7 @@ def chart_series(
         method=method,
         points=chart_points,
         raw_count=raw_count,
-        limits=Limits(series.low_limit, series.high_limit),
+        limits=limits,
         operations=_operations(session, machine_id, start_ms, end_ms),
         alarms=_alarms(session, machine_id, metric, start_ms, end_ms),
     )

@@ -17,6 +17,12 @@ secure the session with the edge's certificate in ``pki_dir`` (see
 ``protocols.opcua.security``); a server certificate must be in ``<pki_dir>/trusted/`` unless
 the endpoint says ``trust_on_first_use``.
 
+Waveform tags (a ``waveform`` block: an array variable of Float/Double holding one window of
+vibration samples) do not come back from ``read()`` as samples: their reads are kept as
+``WaveformWindow`` objects for ``take_windows()``, and the coordinator turns each new window
+into feature samples. A value that is not a one-dimensional array of numbers gives a bad window
+(``value:decode_error``).
+
 A lost session or subscription raises ``DeviceUnreachable``; ``connect()`` again builds a new
 session and subscriptions, so a server restart is survived.
 """
@@ -30,9 +36,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 from asyncua import ua
 
 from edge.drivers.base import Endpoint
+from edge.features import WaveformWindow
 from protocols.errors import DeviceRejected, DeviceUnreachable
 from protocols.opcua import (
     VARIANT_TYPES,
@@ -88,6 +96,24 @@ def sample_of(tag: Tag, result: ReadResult) -> Sample:
     return Sample.checked(tag.name, result.ts_ms, value, result.quality, result.reason)
 
 
+def window_of(tag: Tag, result: ReadResult) -> WaveformWindow:
+    """The window of one waveform tag from what the server reported for its array node."""
+    if result.quality is Quality.BAD:
+        return WaveformWindow(tag.name, result.ts_ms, None, Quality.BAD, result.reason)
+    raw = result.value
+    if not isinstance(raw, list | tuple | np.ndarray) or any(
+        isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer)
+        for v in raw
+    ):
+        return WaveformWindow(tag.name, result.ts_ms, None, Quality.BAD, REASON_DECODE)
+    values = np.asarray(raw, dtype=np.float64)
+    if values.ndim != 1:
+        return WaveformWindow(tag.name, result.ts_ms, None, Quality.BAD, REASON_DECODE)
+    if tag.scale != 1.0 or tag.offset != 0.0:
+        values = values * tag.scale + tag.offset
+    return WaveformWindow(tag.name, result.ts_ms, values, result.quality, result.reason)
+
+
 class OpcUaDriver:
     """One OPC UA server, read through a subscription or by polling."""
 
@@ -123,6 +149,7 @@ class OpcUaDriver:
         self._polled: list[Tag] = []  # subscription mode: tags read on every call
         self._next_full_read = 0.0  # monotonic; 0 = due now
         self._last: dict[str, Sample] = {}  # subscription mode: the last sample returned per tag
+        self._windows: list[WaveformWindow] = []  # waveform reads not yet taken
         # set when a subscription has queued a change: the coordinator reads at once instead
         # of at its next poll, so a change costs the publishing interval, not a poll on top
         self.changes = asyncio.Event()
@@ -179,6 +206,7 @@ class OpcUaDriver:
         self._polled = self._unmonitored(subscriptions)
         self._next_full_read = 0.0
         self._last = {}
+        self._windows = []
 
     async def _subscribe(self, link: OpcUaLink) -> dict[tuple[float, float], Subscription]:
         """One subscription per distinct (sampling, publishing) interval; {} when refused."""
@@ -232,7 +260,8 @@ class OpcUaDriver:
             for subscription in self._subscriptions.values()
             for result in subscription.drain()
             for tag in self._tags_of.get(result.node_id, [])
-            if (sample := sample_of(tag, result)) != self._last.get(tag.name)
+            if (sample := self._sample_or_window(tag, result)) is not None
+            and sample != self._last.get(tag.name)
         ]
         now = time.monotonic()
         if now >= self._next_full_read:
@@ -250,7 +279,21 @@ class OpcUaDriver:
         if not tags:
             return []
         results = await link.read_values([self._node_of[t.name] for t in tags])
-        return [sample_of(tag, result) for tag, result in zip(tags, results, strict=True)]
+        samples = [self._sample_or_window(tag, r) for tag, r in zip(tags, results, strict=True)]
+        return [sample for sample in samples if sample is not None]
+
+    def _sample_or_window(self, tag: Tag, result: ReadResult) -> Sample | None:
+        """The sample of a plain tag; a waveform tag's window is kept for ``take_windows``."""
+        if tag.waveform is None:
+            return sample_of(tag, result)
+        self._windows.append(window_of(tag, result))
+        return None
+
+    def take_windows(self) -> list[WaveformWindow]:
+        """The waveform windows read since the last call, oldest first (the same window may
+        come twice, from a notification and a full read: its source timestamp tells)."""
+        windows, self._windows = self._windows, []
+        return windows
 
     def _live_link(self) -> OpcUaLink:
         link = self._link
@@ -299,6 +342,6 @@ class OpcUaDriver:
 
 def _raw_deadband(tag: Tag) -> float | None:
     """The tag's deadband in the node's raw units (the server compares raw values)."""
-    if tag.deadband is None or not tag.is_numeric:
-        return None
+    if tag.deadband is None or not tag.is_numeric or tag.waveform is not None:
+        return None  # a waveform's deadband applies to its features, at the edge
     return tag.deadband / abs(tag.scale) if tag.scale else None

@@ -10,6 +10,7 @@ from device_profiles import available, profile_path
 from protocols.errors import ProfileError
 from protocols.profile import CANONICAL_STATES, load_profile
 
+CONDITION_MONITORS = {"pump_drive_monitor"}  # modules that watch a machine, not production
 REQUIRED = {
     "cnc_machining_centre",
     "sole_injection_press",
@@ -30,9 +31,12 @@ def test_builtin_profile_validates_and_is_complete(name: str) -> None:
     assert profile.model == name
     assert profile.vendor == "Generic"
     assert profile.description
-    assert profile.ideal_cycle_time_s is not None
     roles = {tag.role for tag in profile.tags}
-    assert {"state", "fault_code", "cycle_count", "good_count", "scrap_count"} <= roles
+    if name in CONDITION_MONITORS:  # no parts to count: state, faults and condition only
+        assert {"state", "fault_code"} <= roles
+    else:
+        assert profile.ideal_cycle_time_s is not None
+        assert {"state", "fault_code", "cycle_count", "good_count", "scrap_count"} <= roles
     assert "vibration" in roles
     # every canonical state but offline has a machine code, so the simulator can show it
     assert set(profile.states.values()) >= set(CANONICAL_STATES) - {"offline"}
@@ -243,3 +247,197 @@ def test_a_bad_fault_category_names_its_line(tmp_path: Path) -> None:
     )
     err = _error(path)
     assert any(line == 8 and field == "fault_codes[7].category" for line, field, _ in err.problems)
+
+
+# --------------------------------------------------------------------------- waveform tags
+
+WAVE_HEAD = """\
+model: test_monitor
+vendor: Generic
+protocol: opcua
+states: {1: running, 2: idle}
+tags:
+  - {name: machine_state, role: state, type: int16, node: s=M.State}
+"""
+
+
+def _write_wave(tmp_path: Path, body: str, head: str = WAVE_HEAD) -> Path:
+    path = tmp_path / "monitor.yaml"
+    path.write_text(head + body, encoding="utf-8")
+    return path
+
+
+def test_a_waveform_tag_is_born_as_its_feature_metrics(tmp_path: Path) -> None:
+    path = _write_wave(
+        tmp_path,
+        "  - name: fan_velocity\n"
+        "    role: vibration\n"
+        "    type: float64\n"
+        "    node: s=M.Fan.Velocity\n"
+        "    unit: mm/s\n"
+        "    limits: {high: 7.1}\n"
+        "    waveform: {sample_rate_hz: 5120, samples: 2048, features: [rms, kurtosis]}\n",
+    )
+    profile = load_profile(path)
+    waveform = profile.tag("fan_velocity").waveform
+    assert waveform is not None
+    assert (waveform.sample_rate_hz, waveform.samples, waveform.forward_raw) == (5120, 2048, False)
+    assert waveform.period_s == pytest.approx(0.4)
+    definitions = {d.name: d for d in profile.metric_definitions()}
+    assert "fan_velocity" not in definitions
+    assert profile.metric_names == ("machine_state", "fan_velocity_rms", "fan_velocity_kurtosis")
+    rms, kurtosis = definitions["fan_velocity_rms"], definitions["fan_velocity_kurtosis"]
+    assert (rms.role, rms.unit, rms.data_type, rms.high_limit) == (
+        "vibration",
+        "mm/s",
+        "float64",
+        7.1,
+    )
+    assert (kurtosis.role, kurtosis.unit, kurtosis.high_limit) == ("vibration", None, None)
+
+
+def test_a_waveform_publishes_all_four_features_by_default(tmp_path: Path) -> None:
+    path = _write_wave(
+        tmp_path,
+        "  - name: fan_velocity\n"
+        "    role: vibration\n"
+        "    type: float32\n"
+        "    node: s=M.Fan.Velocity\n"
+        "    unit: mm/s\n"
+        "    waveform: {sample_rate_hz: 2560, samples: 1024, forward_raw: true}\n",
+    )
+    profile = load_profile(path)
+    assert profile.metric_names[1:] == (
+        "fan_velocity_rms", "fan_velocity_peak", "fan_velocity_crest_factor", "fan_velocity_kurtosis",
+    )  # fmt: skip
+    definitions = {d.name: d for d in profile.metric_definitions()}
+    assert definitions["fan_velocity_peak"].unit == "mm/s"
+    assert definitions["fan_velocity_crest_factor"].unit is None
+    waveform = profile.tag("fan_velocity").waveform
+    assert waveform is not None
+    assert waveform.forward_raw
+
+
+@pytest.mark.parametrize(
+    ("tag_lines", "line", "field", "message"),
+    [
+        (["role: process_param", "type: float32"], 7, "tags[1]", "needs role 'vibration'"),
+        (["role: vibration", "type: int16"], 7, "tags[1]", "array of float32 or float64"),
+        (
+            ["role: vibration", "type: float32", "writable: true"],
+            7,
+            "tags[1]",
+            "cannot be writable",
+        ),
+    ],
+)
+def test_a_waveform_on_the_wrong_kind_of_tag_points_at_the_tag(
+    tmp_path: Path, tag_lines: list[str], line: int, field: str, message: str
+) -> None:
+    body = "  - name: fan_velocity\n" + "".join(f"    {t}\n" for t in tag_lines)
+    body += "    node: s=M.Fan.Velocity\n    waveform: {sample_rate_hz: 2560, samples: 1024}\n"
+    path = _write_wave(tmp_path, body)
+    text = str(_error(path))
+    assert f"{path}:{line}: {field}" in text
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    ("waveform", "field", "message"),
+    [
+        ("{sample_rate_hz: 0, samples: 1024}", "tags[1].waveform.sample_rate_hz", "greater than 0"),
+        ("{sample_rate_hz: 2560, samples: 8}", "tags[1].waveform.samples", "greater than or equal to 16"),
+        ("{sample_rate_hz: 2560, samples: 70000}", "tags[1].waveform.samples", "less than or equal"),
+        ("{sample_rate_hz: 2560, samples: 1024, features: [rms, skew]}",
+         "tags[1].waveform.features[1]", "'rms', 'peak', 'crest_factor' or 'kurtosis'"),
+        ("{sample_rate_hz: 2560, samples: 1024, features: []}", "tags[1].waveform.features",
+         "at least 1 item"),
+        ("{sample_rate_hz: 2560, samples: 1024, features: [rms, rms]}", "tags[1].waveform",
+         "['rms'] more than once"),
+        ("{sample_rate_hz: 2560, samples: 1024, windows: 3}", "tags[1].waveform.windows",
+         "unknown field"),
+    ],
+)  # fmt: skip
+def test_a_bad_waveform_block_names_line_and_field(
+    tmp_path: Path, waveform: str, field: str, message: str
+) -> None:
+    body = (
+        "  - name: fan_velocity\n"
+        "    role: vibration\n"
+        "    type: float32\n"
+        "    node: s=M.Fan.Velocity\n"
+        f"    waveform: {waveform}\n"  # line 11
+    )
+    path = _write_wave(tmp_path, body)
+    text = str(_error(path))
+    assert f"{path}:11: {field}" in text
+    assert message in text
+
+
+def test_a_waveform_on_a_modbus_profile_is_refused(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "  - {name: machine_state, role: state, type: uint16, table: holding, address: 0}\n"
+        "  - name: fan_velocity\n"  # line 7
+        "    role: vibration\n"
+        "    type: float32\n"
+        "    table: holding\n"
+        "    address: 2\n"
+        "    waveform: {sample_rate_hz: 2560, samples: 1024}\n",
+    )
+    text = str(_error(path))
+    assert f"{path}:7: tags[1]" in text
+    assert "OPC UA array node, not Modbus registers" in text
+
+
+def test_feature_metrics_may_not_clash_with_other_tags(tmp_path: Path) -> None:
+    path = _write_wave(
+        tmp_path,
+        "  - {name: fan_velocity_rms, role: vibration, type: float32, node: s=M.Fan.Rms}\n"
+        "  - name: fan_velocity\n"  # line 8
+        "    role: vibration\n"
+        "    type: float32\n"
+        "    node: s=M.Fan.Velocity\n"
+        "    waveform: {sample_rate_hz: 2560, samples: 1024}\n",  # line 12
+    )
+    text = str(_error(path))
+    assert f"{path}:12: tags[2].waveform" in text
+    assert "['fan_velocity_rms'] clash" in text
+
+
+def test_a_long_waveform_tag_name_is_refused_so_feature_names_fit(tmp_path: Path) -> None:
+    name = "a" * 51
+    path = _write_wave(
+        tmp_path,
+        f"  - name: {name}\n"
+        "    role: vibration\n"
+        "    type: float32\n"
+        "    node: s=M.Fan.Velocity\n"
+        "    waveform: {sample_rate_hz: 2560, samples: 1024}\n",
+    )
+    assert "at most 50 characters" in str(_error(path))
+
+
+def test_profiles_without_waveforms_define_one_metric_per_tag() -> None:
+    for name in available():
+        profile = load_profile(profile_path(name))
+        plain = [t for t in profile.tags if t.waveform is None]
+        assert [d for t in plain for d in t.definitions()] == [t.definition() for t in plain]
+    press = load_profile(profile_path("sole_injection_press"))
+    assert press.metric_names == tuple(t.name for t in press.tags)
+
+
+def test_the_pump_drive_monitor_has_a_featured_waveform_and_an_overall_velocity() -> None:
+    pump = load_profile(profile_path("pump_drive_monitor"))
+    wave = pump.tag("motor_de_velocity")
+    assert wave.waveform is not None
+    assert (wave.type, wave.unit, wave.waveform.sample_rate_hz, wave.waveform.samples) == (
+        "float32", "mm/s", 2560, 1024,
+    )  # fmt: skip
+    roles = {d.name: d.role for d in pump.metric_definitions()}
+    assert roles["motor_de_overall_velocity"] == "vibration"
+    assert roles["motor_de_bearing_temperature"] == "temperature"
+    assert roles["motor_load"] == "process_param"
+    assert {f"motor_de_velocity_{s}" for s in ("rms", "peak", "crest_factor", "kurtosis")} <= set(
+        roles
+    )

@@ -17,7 +17,7 @@ from forgeline.cli import main
 from protocols.wire import DataMessage, JsonCodec, Sample
 
 COMMANDS = [
-    ([], ["demo", "sim", "edge", "cloud", "profiles", "mqtt", "broker", "import", "trace"]),
+    ([], ["demo", "sim", "edge", "cloud", "profiles", "mqtt", "broker", "import", "trace", "spc"]),
     (["demo"], ["--duration", "--report", "--mqtt-url", "--db-url", "--api-port", "--data-dir"]),
     (["sim"], ["--scenario", "--endpoints-file"]),
     (["edge"], ["--config"]),
@@ -27,6 +27,7 @@ COMMANDS = [
     (["broker"], ["--port"]),
     (["import"], ["--kind", "--dry-run", "--tz", "--database-url"]),
     (["trace"], ["SERIAL", "--format", "--output", "--tz", "--database-url"]),
+    (["spc", "load"], ["FILE", "--database-url", "--config", "--by"]),
 ]
 
 

@@ -24,6 +24,8 @@ from cloud.api.charts import router
 from cloud.assets.models import Machine
 from cloud.ingest.writer import IngestWriter
 from cloud.production import service
+from cloud.spc import service as spc
+from cloud.spc.config import ChartSpec
 from protocols.quality import Quality
 from protocols.wire import MetricDefinition
 
@@ -127,7 +129,7 @@ def test_limits_and_annotations(client, press):
     limits = body["limits"]
     assert (limits["engineering_low"], limits["engineering_high"]) == (20.0, 80.0)
     assert (limits["spec_low"], limits["control_center"]) == (None, None)
-    assert "SPC chart configuration" in limits["spec_and_control_source"]
+    assert "no SPC chart watches this metric" in limits["spec_and_control_source"]
     [operation] = body["annotations"]["operations"]
     assert operation == {"work_order": "WO-BODY", "sequence": 10, "start_ms": T + 600_000,
                          "end_ms": T + 1_800_000}  # fmt: skip
@@ -177,3 +179,32 @@ def test_unknown_machine_or_metric_answers_404(client, press):
     unknown_metric = _chart(client, press, metric="humidity")
     assert unknown_metric.status_code == 404
     assert "humidity" in unknown_metric.json()["detail"]
+
+
+def test_spec_and_control_limits_come_from_the_spc_chart(client, press, db_engine):
+    """An I-MR chart on the temperature: its spec limits, then phase I limits from the first
+    hour (the saw tooth: centre about 45), appear beside the engineering limits."""
+    with Session(db_engine) as session:
+        chart = spc.create_chart(
+            session, ChartSpec(name="press1 temperature", machine="press1", metric="temperature",
+                               chart_type="i_mr", lsl=38.0, usl=52.0), "qe", T)  # fmt: skip
+        session.commit()
+        chart_id = chart.id
+    limits = _chart(client, press).json()["limits"]
+    assert (limits["spec_low"], limits["spec_high"]) == (38.0, 52.0)
+    assert limits["control_center"] is None
+    assert "no control limits set yet" in limits["spec_and_control_source"]
+    with Session(db_engine) as session:
+        stored = spc.set_limits(session, chart_id, T, T + 3_600_000, set_by="qe", now=T + 7_300_000)
+        session.commit()
+        centre, ucl, lcl = stored.centre, stored.ucl, stored.lcl
+    limits = _chart(client, press).json()["limits"]
+    assert (limits["control_low"], limits["control_center"], limits["control_high"]) == (
+        lcl,
+        centre,
+        ucl,
+    )
+    assert 44.0 < centre < 46.0
+    assert lcl < centre < ucl
+    assert "press1 temperature" in limits["spec_and_control_source"]
+    assert "qe" in limits["spec_and_control_source"]
