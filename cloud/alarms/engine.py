@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -43,8 +43,9 @@ from cloud.alarms.transitions import (
     hand_over_pending,
 )
 from cloud.config import CloudConfig
+from cloud.counters import Counters
 from cloud.db import writer_engine
-from cloud.ingest.handoff import BatchHandoff
+from cloud.ingest.handoff import BatchConsumer
 from cloud.ingest.writer import BatchResult
 from cloud.notify.message import Notification, Notifier
 from protocols.clock import now_ms
@@ -59,7 +60,7 @@ _UNKNOWN_DEVICE_REFRESH_MS = 5_000
 
 
 @dataclass
-class AlarmCounters:
+class AlarmCounters(Counters):
     """What the engine has done since it started (read with ``snapshot()``)."""
 
     batches: int = 0
@@ -74,18 +75,9 @@ class AlarmCounters:
     points: int = 0
     unsaved: int = 0
     last_evaluation_ms: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def bump(self, name: str, by: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + by)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
 
-class AlarmEngine:
+class AlarmEngine(BatchConsumer):
     """Alarm evaluation for one cloud worker: ``start()``, ``observe(batch)``, ``stop()``."""
 
     def __init__(
@@ -110,18 +102,17 @@ class AlarmEngine:
         self.operator_position = operator_position
         self.clock = clock
         self.counters = AlarmCounters()
+        super().__init__(
+            self.counters, "alarms: the engine", "their alarms are not evaluated",
+            thread_name="alarm-engine", queue_max=queue_max,
+        )  # fmt: skip
         self.rules: list[RuleEntry] = []
         self._writer = writer_engine(engine)
-        self._queue: queue.Queue[object] = queue.Queue(queue_max)
-        self._handoff = BatchHandoff(
-            self._queue, self.counters, "alarms: the engine", "their alarms are not evaluated"
-        )
         self._evaluation = Evaluation()
         self._edges_online: dict[str, bool] = {}
         self._rules_by_name: dict[str, AlarmRule] = {}
         self._unsaved: list[PointChange] = []
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._failing = False
         self._failing_steps: set[str] = set()
         self._last_refresh_ms = 0
@@ -133,8 +124,7 @@ class AlarmEngine:
     def start(self) -> None:
         """Load rules, points and open alarms (a restart resumes them), then start ticking."""
         self.refresh()
-        self._thread = threading.Thread(target=self._run, name="alarm-engine", daemon=True)
-        self._thread.start()
+        self._start_thread()
         log.info(
             "alarms: %d rules, %d alarm points, ticking every %.3g s",
             len(self.rules), len(self._evaluation.points), self.tick_s,
@@ -149,20 +139,10 @@ class AlarmEngine:
             self._thread.join(timeout)
             self._thread = None
 
-    def observe(self, result: BatchResult) -> None:
-        """Ingest's batch observer: hand the stored batch to the engine thread; never blocks."""
-        self._handoff.offer(result)
-
     def wake(self) -> None:
         """Reload rules and limits and hand over API-recorded events now (called by the API)."""
         with contextlib.suppress(queue.Full):  # full: the next tick does it
             self._queue.put_nowait(_WAKE)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued before this call is evaluated and stored (for tests)."""
-        done = threading.Event()
-        self._queue.put(done, timeout=timeout)
-        return done.wait(timeout)
 
     @property
     def points(self) -> int:

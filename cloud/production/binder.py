@@ -34,22 +34,22 @@ twice, so a batch observed again changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from cloud.assets.models import Machine
+from cloud.counters import Counters
 from cloud.db import writer_engine
 from cloud.errors import CloudError
-from cloud.ingest.handoff import BatchHandoff
+from cloud.ingest.handoff import BatchConsumer
 from cloud.ingest.writer import BatchResult
 from cloud.production import lifecycle as lc
 from cloud.production.models import RoutingOperation, WorkOrderOperation
@@ -88,7 +88,7 @@ def _first_ts(batch: BatchResult | None) -> dict[tuple[str, ...], int]:
 
 
 @dataclass
-class BinderCounters:
+class BinderCounters(Counters):
     """What the binder has done since it started (read with ``snapshot()``)."""
 
     batches: int = 0
@@ -104,15 +104,6 @@ class BinderCounters:
     errors: int = 0  # anything else (database down ...): logged, the thread goes on
     refreshes: int = 0
     machines: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def bump(self, name: str, by: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + by)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
 
 def load_machine_tags(
@@ -149,7 +140,7 @@ def load_machine_tags(
     return out, known
 
 
-class UnitBinder:
+class UnitBinder(BatchConsumer):
     """Serial tags → unit cycles and bench tests: ``start()``, ``observe(batch)``, ``stop()``."""
 
     def __init__(
@@ -164,18 +155,14 @@ class UnitBinder:
         self.test_benches = None if test_benches is None else frozenset(test_benches)
         self.refresh_s = refresh_s
         self.counters = BinderCounters()
+        super().__init__(
+            self.counters, "unit binder: the binder", "their serial changes are not bound",
+            thread_name="unit-binder", queue_max=queue_max,
+        )  # fmt: skip
         self._writer = writer_engine(engine)
-        self._queue: queue.Queue[object] = queue.Queue(queue_max)
-        self._handoff = BatchHandoff(
-            self._queue,
-            self.counters,
-            "unit binder: the binder",
-            "their serial changes are not bound",
-        )
         self._machines: dict[tuple[str, str], MachineTags] = {}
         self._known: set[tuple[str, str]] = set()
         self._tracks: dict[int, SerialTrack] = {}
-        self._thread: threading.Thread | None = None
         self._warned: set[tuple[int, str]] = set()  # (machine id, kind) logged this streak
         self._failing_steps: set[str] = set()
         self._last_refresh = 0.0
@@ -186,27 +173,8 @@ class UnitBinder:
     def start(self) -> None:
         """Load the machines with a serial tag and their latest values, then start the thread."""
         self.refresh()
-        self._thread = threading.Thread(target=self._run, name="unit-binder", daemon=True)
-        self._thread.start()
+        self._start_thread()
         log.info("unit binder: %d machines with a unit_serial tag", len(self._machines))
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Carry out what is queued, then stop the thread."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def observe(self, result: BatchResult) -> None:
-        """Ingest's batch observer: hand the stored batch to the binder thread; never blocks."""
-        self._handoff.offer(result)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued before this call is carried out (for tests)."""
-        done = threading.Event()
-        self._queue.put(done, timeout=timeout)
-        return done.wait(timeout)
 
     def refresh(self, batch: BatchResult | None = None) -> None:
         """Reload the machines with a serial tag; prime the ones new to us from ``ts_latest``.

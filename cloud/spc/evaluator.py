@@ -34,7 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -43,8 +43,9 @@ from sqlalchemy.orm import Session
 from cloud.alarms.external import SignalPoint, raise_signal, return_signal
 from cloud.alarms.models import Alarm
 from cloud.assets.models import Machine
+from cloud.counters import Counters
 from cloud.db import dialect_insert, table_of, writer_engine
-from cloud.ingest.handoff import BatchHandoff
+from cloud.ingest.handoff import BatchConsumer
 from cloud.ingest.writer import BatchResult
 from cloud.spc import subgroups as sg
 from cloud.spc.models import ATTRIBUTES_TYPES, SpcChart, SpcLimits, SpcPoint, SpcViolation
@@ -332,7 +333,7 @@ def evaluate_pending(
 
 
 @dataclass
-class EvaluatorCounters:
+class EvaluatorCounters(Counters):
     """What the evaluator has done since it started (read with ``snapshot()``)."""
 
     batches: int = 0
@@ -345,34 +346,24 @@ class EvaluatorCounters:
     errors: int = 0
     refreshes: int = 0
     charts: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def bump(self, name: str, by: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + by)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
 
 
-class SpcEvaluator:
+class SpcEvaluator(BatchConsumer):
     """Control charts evaluated as data arrives: ``start()``, ``observe(batch)``, ``stop()``."""
 
     def __init__(self, engine: Engine, *, refresh_s: float = 30.0, queue_max: int = 10_000) -> None:
         self.engine = engine
         self.refresh_s = refresh_s
         self.counters = EvaluatorCounters()
-        self._writer = writer_engine(engine)
-        self._queue: queue.Queue[object] = queue.Queue(queue_max)
-        self._handoff = BatchHandoff(
-            self._queue, self.counters, "SPC evaluator: the evaluator",
+        super().__init__(
+            self.counters, "SPC evaluator: the evaluator",
             "their control charts are evaluated at the next batch of the same machine",
+            thread_name="spc-evaluator", queue_max=queue_max,
         )  # fmt: skip
+        self._writer = writer_engine(engine)
         self._charts: dict[tuple[str, str], list[int]] = {}
         self._states: dict[int, ChartState] = {}
         self._failing: set[int] = set()
-        self._thread: threading.Thread | None = None
         self._last_refresh = 0.0
 
     # ------------------------------------------------------------------ public
@@ -380,28 +371,9 @@ class SpcEvaluator:
     def start(self) -> None:
         """Load the charts, then start the thread (it evaluates what is pending first)."""
         self.refresh()
-        self._thread = threading.Thread(target=self._run, name="spc-evaluator", daemon=True)
-        self._thread.start()
+        self._start_thread()
         self._queue.put(True)  # catch up with what arrived while we were down
         log.info("SPC evaluator: %d charts with limits", self.counters.charts)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Carry out what is queued, then stop the thread."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def observe(self, result: BatchResult) -> None:
-        """Ingest's batch observer: hand the stored batch to the evaluator; never blocks."""
-        self._handoff.offer(result)
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued before this call is carried out (for tests)."""
-        done = threading.Event()
-        self._queue.put(done, timeout=timeout)
-        return done.wait(timeout)
 
     def reload(self) -> None:
         """Reload the charts at the next step (after charts or limits changed)."""
