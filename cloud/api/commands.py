@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from cloud.api.deps import SessionDep
 from cloud.api.timeparse import parse_time_ms
+from cloud.assets.models import Machine
 from cloud.assets.service import get_machine
 from cloud.ingest.models import DeviceEvent
+from protocols.wire.messages import Value
 
 if TYPE_CHECKING:
     from cloud.commands import CommandPublisher
@@ -54,16 +56,23 @@ CommandsDep = Annotated["CommandPublisher | None", Depends(get_commands)]
 def write(machine_id: int, body: WriteIn, session: SessionDep, commands: CommandsDep) -> CommandOut:
     """Ask the machine's edge to write one tag. The edge checks that the tag is writable and
     the value within its limits, audits the request, and reports a ``write_result`` event."""
-    from cloud.commands import CommandUnavailable
-
     machine = get_machine(session, machine_id)
-    if commands is None:
-        raise HTTPException(503, "this cloud process has no MQTT connection for commands")
-    args: dict[str, float | int | bool | str | None] = {
+    args: dict[str, Value] = {
         "device": machine.device, "metric": body.metric, "value": body.value, "user": body.user,
     }  # fmt: skip
+    return send_command(commands, machine, "write", args)
+
+
+def send_command(
+    commands: CommandPublisher | None, machine: Machine, command: str, args: dict[str, Value]
+) -> CommandOut:
+    """Publish ``command`` to the machine's edge; 503 when this process cannot publish."""
+    from cloud.commands import CommandUnavailable
+
+    if commands is None:
+        raise HTTPException(503, "this cloud process has no MQTT connection for commands")
     try:
-        sent = commands.send(machine.site_id, machine.edge, "write", args)
+        sent = commands.send(machine.site_id, machine.edge, command, args)
     except CommandUnavailable as exc:
         raise HTTPException(503, str(exc)) from None
     return CommandOut(command_id=sent.command_id, topic_edge=machine.edge, status="sent")

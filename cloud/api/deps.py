@@ -55,7 +55,8 @@ WorkerDep = Annotated["IngestWorker | None", Depends(get_worker)]
 
 
 class BadRequestRoute(APIRoute):
-    """A route whose request validation errors answer 400 with the failing field."""
+    """A route whose request validation errors answer 400 with the failing field (a model's
+    own check that names its field, "usl: ...", reads as it was written)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -66,6 +67,7 @@ class BadRequestRoute(APIRoute):
             except RequestValidationError as error:
                 first = error.errors()[0]
                 field = ".".join(str(part) for part in first["loc"] if part != "body")
-                raise InvalidRequest(f"{field}: {first['msg']}") from error
+                message = str(first["msg"]).removeprefix("Value error, ")
+                raise InvalidRequest(f"{field}: {message}" if field else message) from error
 
         return route

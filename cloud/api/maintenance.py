@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from cloud.api.commands import CommandOut, CommandsDep
+from cloud.api.commands import CommandOut, CommandsDep, send_command
 from cloud.api.deps import BadRequestRoute, SessionDep, WriteSessionDep
 from cloud.api.timeparse import parse_time_ms
 from cloud.assets.models import Machine
@@ -36,6 +36,7 @@ from cloud.maintenance.suggestions import IllegalSuggestionMove, move_suggestion
 from cloud.maintenance.zones import VibrationClass, load_vibration_classes
 from cloud.timeseries.models import TsLatest, TsSeries
 from protocols.clock import now_ms
+from protocols.wire.messages import Value
 
 router = APIRouter(prefix="/api/maintenance", tags=["maintenance"], route_class=BadRequestRoute)
 
@@ -315,8 +316,6 @@ def request_waveforms(
 ) -> CommandOut:
     """Ask the machine's edge to forward the next raw windows of a waveform tag; they arrive
     as ``waveform`` events (GET the same path to read them)."""
-    from cloud.commands import CommandUnavailable
-
     machine = get_machine(session, machine_id)
     series = machine_series(session.connection(), machine)
     if body.metric not in series and f"{body.metric}_rms" not in series:
@@ -325,16 +324,9 @@ def request_waveforms(
             f"{body.metric}_rms); its vibration metrics: "
             f"{', '.join(overall_rms_metrics(series)) or '(none)'}"
         )
-    if commands is None:
-        raise HTTPException(503, "this cloud process has no MQTT connection for commands")
-    args: dict[str, float | int | bool | str | None] = {
-        "device": machine.device, "metric": body.metric, "windows": body.windows,
-    }  # fmt: skip
-    try:
-        sent = commands.send(machine.site_id, machine.edge, "forward_waveform", args)
-    except CommandUnavailable as exc:
-        raise HTTPException(503, str(exc)) from None
-    return CommandOut(command_id=sent.command_id, topic_edge=machine.edge, status="sent")
+    args: dict[str, Value] = {"device": machine.device, "metric": body.metric,
+                              "windows": body.windows}  # fmt: skip
+    return send_command(commands, machine, "forward_waveform", args)
 
 
 @router.get("/machines/{machine_id}/waveforms", response_model=list[WaveformOut])

@@ -9,15 +9,12 @@ See docs/spc.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from cloud.api.deps import SessionDep, WriteSessionDep
+from cloud.api.deps import BadRequestRoute, SessionDep, WriteSessionDep
 from cloud.api.timeparse import parse_time_ms
 from cloud.errors import InvalidRequest
 from cloud.spc import service
@@ -27,27 +24,7 @@ from cloud.spc.models import SpcChart, SpcLimits
 from cloud.spc.subgroups import PlottedPoint
 from protocols.clock import now_ms
 
-
-class SpcRoute(APIRoute):
-    """Validation errors answer 400 naming the field; a chart-level problem ("usl: ...") names
-    its own field."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as error:
-                first = error.errors()[0]
-                field = ".".join(str(part) for part in first["loc"] if part != "body")
-                message = str(first["msg"]).removeprefix("Value error, ")
-                raise InvalidRequest(f"{field}: {message}" if field else message) from error
-
-        return route
-
-
-router = APIRouter(prefix="/api/spc", tags=["spc"], route_class=SpcRoute)
+router = APIRouter(prefix="/api/spc", tags=["spc"], route_class=BadRequestRoute)
 
 
 class LimitsOut(BaseModel):
