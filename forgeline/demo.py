@@ -1,11 +1,12 @@
 """``forgeline demo``: the whole plant on one machine, each part in its own process.
 
 Order of start: broker (embedded amqtt unless ``--mqtt-url``), simulators (they write the
-endpoints file), cloud (ingest, alarms, notifications, OEE, API), edge agent (its config made
-from the endpoints). The live view shows each machine's state, key values, OEE since the demo
-started and open alarms. At the end the edge is stopped first and drains its log, then the
-accounting is taken from the edge's log and the cloud's database, OEE and the alarms raised are
-read from the API, then everything else stops.
+endpoints file), cloud (ingest, alarms, notifications, OEE, SPC, condition monitoring, API),
+edge agent (its config made from the endpoints). The live view shows each machine's state, key
+values, OEE since the demo started, open alarms and the pump's vibration zone and remaining life.
+At the end the edge is stopped first and drains its log, then the accounting is taken from the
+edge's log and the cloud's database; OEE, the alarms raised, the production run, the SPC chart
+and the machines' condition are read from the API; then everything else stops.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from forgeline import demo_quality
 from forgeline.accounting import account
 from forgeline.processes import Child, free_port, port_open, wait_for
 
@@ -34,7 +36,8 @@ _REPORTED_ALARM_FIELDS = (
     "id", "rule", "kind", "priority", "machine", "metric", "value", "limit", "message", "state",
     "raised_ms", "cleared_ms", "activations",
 )  # fmt: skip
-OEE_REFRESH_S = 3.0  # the live view asks for OEE this often (one request per machine)
+OEE_REFRESH_S = 3.0  # the live view asks for OEE and condition this often (one request per machine)
+CONDITION_INTERVAL_S = 5.0  # the demo's condition monitor assesses every machine this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +170,7 @@ def _alarm_table(alarms: list[dict[str, Any]]) -> Any:
 
 def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[str, Any],
             elapsed: float, oee: dict[int, Any] | None = None,
-            alarms: list[dict[str, Any]] | None = None) -> Any:  # fmt: skip
+            alarms: list[dict[str, Any]] | None = None, condition: str = "") -> Any:  # fmt: skip
     from rich.console import Group
     from rich.table import Table
 
@@ -202,6 +205,7 @@ def _render(machines: list[dict[str, Any]], health: dict[str, Any], stats: dict[
         f"edge buffer: {health.get('buffer_messages', '?')} msgs · "
         f"stored samples: {stats.get('stored_samples', '?')} · "
         f"duplicates: {stats.get('duplicates', '?')} · dead letters: {stats.get('dead_letters', '?')}"
+        + (f"\ncondition: {condition}" if condition else "")
     )
     return Group(table, _alarm_table(alarms)) if alarms else table
 
@@ -240,9 +244,13 @@ def run_demo(options: DemoOptions) -> int:
         protocols = {d["device_id"]: d["protocol"] for d in endpoints["devices"]}
 
         cloud_file = data_dir / "cloud.yaml"
+        condition_file = data_dir / "condition.yaml"
+        profiles = {d["profile"] for d in endpoints["devices"]}
+        condition_file.write_text(yaml.safe_dump(demo_quality.condition_settings(profiles)))
         cloud_file.write_text(yaml.safe_dump({
             "mqtt_url": mqtt_url, "db_url": db_url, "api_port": options.api_port,
             "worker_id": "demo-cloud", "shared_subscription": options.mqtt_url is not None,
+            "condition_file": str(condition_file), "condition_interval_s": CONDITION_INTERVAL_S,
         }))  # fmt: skip
         cloud = Child("cloud", ["cloud", "--config", str(cloud_file)], logs)
         children.append(cloud)
@@ -269,10 +277,15 @@ def run_demo(options: DemoOptions) -> int:
 
         order = OrderStarter(api)  # in a thread: the live view starts at once
         order.start()
+        baseline_to_ms = started_ms + round(demo_quality.baseline_s(options.duration_s) * 1000)
+        quality = demo_quality.QualityStarter(api, started_ms, baseline_to_ms)
+        quality.start()
         _watch(options, api, status, children, stop, started_ms)
         order.join(timeout=5)
+        quality.cancel()
+        quality.join(timeout=5)
         return _finish(options, edge, db_url, data_dir, edge_data, protocols, api, started_ms,
-                       order.order_id)  # fmt: skip
+                       order.order_id, quality.chart_id)  # fmt: skip
     except (TimeoutError, RuntimeError) as exc:
         log.error("demo failed: %s", exc)
         return 1
@@ -290,6 +303,7 @@ def _watch(options: DemoOptions, api: str, status: _EdgeStatus, children: list[C
     """Show the live view until the duration is up, Ctrl-C, SIGTERM, or a part dies."""
     started = time.monotonic()
     oee: dict[int, Any] = {}
+    condition = ""
     last_oee = -OEE_REFRESH_S
     live = None
     if options.live:
@@ -315,17 +329,22 @@ def _watch(options: DemoOptions, api: str, status: _EdgeStatus, children: list[C
             if elapsed - last_oee >= OEE_REFRESH_S:
                 last_oee = elapsed
                 oee = _oee_by_machine(api, machines, started_ms)
+                with contextlib.suppress(OSError, ValueError):
+                    condition = demo_quality.condition_line(
+                        _get_json(f"{api}/api/maintenance/condition")
+                    )
             if live is not None:
-                live.update(_render(machines, status.health, stats, elapsed, oee, alarms))
+                live.update(_render(machines, status.health, stats, elapsed, oee, alarms,
+                                    condition))  # fmt: skip
             elif elapsed - last_line >= 5:
                 last_line = elapsed
                 site = [k["kpis"]["oee"] for k in oee.values() if k["kpis"]["oee"] is not None]
                 log.info(
                     "progress: elapsed_s=%.0f machines=%d stored_samples=%s edge_buffer=%s "
-                    "open_alarms=%d mean_machine_oee=%s",
+                    "open_alarms=%d mean_machine_oee=%s condition=%s",
                     elapsed, len(machines), stats.get("stored_samples"),
                     status.health.get("buffer_messages"), len(alarms),
-                    f"{sum(site) / len(site):.2f}" if site else "n/a",
+                    f"{sum(site) / len(site):.2f}" if site else "n/a", condition or "n/a",
                 )  # fmt: skip
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -386,9 +405,40 @@ def _production(api: str, order_id: int | None, data_dir: Path) -> dict[str, Any
     return found
 
 
+def _quality(api: str, chart_id: int | None, started_ms: int) -> dict[str, Any] | None:
+    """The demo's SPC chart: limits, violations, capability (printed and reported)."""
+    if chart_id is None:
+        return None
+    try:
+        found = demo_quality.quality_summary(api, chart_id, started_ms)
+    except (OSError, ValueError) as error:
+        log.error("demo quality: could not read SPC chart %d from %s: %s", chart_id, api, error)
+        return None
+    limits, capability = found["limits"], found["capability"]
+    print(f"  SPC {found['chart']}: "
+          + (f"limits {limits['lcl']:.2f}..{limits['ucl']:.2f} (centre {limits['centre']:.2f}), "
+             f"{found['points']} points judged, {len(found['violations'])} violations"
+             if limits else "no phase I limits (run too short)")
+          + (f", Cpk {capability['cpk']:.2f}" if capability else ""), flush=True)  # fmt: skip
+    return found
+
+
+def _condition(api: str, started_ms: int) -> dict[str, Any] | None:
+    """The machines' condition, suggestions and condition alarms (printed and reported)."""
+    try:
+        found = demo_quality.condition_summary(api, started_ms)
+    except (OSError, ValueError) as error:
+        log.error("demo condition: could not read the condition from %s: %s", api, error)
+        return None
+    line = demo_quality.condition_line(found["assessments"])
+    print(f"  condition: {line or 'no vibration class assessed yet'}; "
+          f"{len(found['suggestions'])} maintenance suggestions open", flush=True)  # fmt: skip
+    return found
+
+
 def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge_data: Path,
             protocols: dict[str, str], api: str, started_ms: int,
-            order_id: int | None) -> int:  # fmt: skip
+            order_id: int | None, chart_id: int | None) -> int:  # fmt: skip
     """Stop the edge (it drains its log), take the accounting, write the report."""
     from edge.agent import outbox_path
 
@@ -412,6 +462,8 @@ def _finish(options: DemoOptions, edge: Child, db_url: str, data_dir: Path, edge
         machine["alarms_raised"] = sum(1 for a in alarms if a["machine"] == machine["machine"])
     report["alarms"] = alarms
     report["production"] = _production(api, order_id, data_dir)
+    report["quality"] = _quality(api, chart_id, started_ms)
+    report["condition"] = _condition(api, started_ms)
     totals = report["totals"]
     totals["alarms_raised"] = len(alarms)
     print(

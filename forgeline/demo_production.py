@@ -25,7 +25,7 @@ ORDER = "WO-DEMO-1"
 LOT = "L-HOUSING-DEMO"
 
 
-def _call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def call_api(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(  # noqa: S310 - our own local API
         f"{api}/api{path}", data=data, method=method,
@@ -39,7 +39,7 @@ def _call(api: str, method: str, path: str, body: dict[str, Any] | None = None) 
 def _machine_id(api: str, timeout_s: float) -> int | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for machine in _call(api, "GET", "/machines"):
+        for machine in call_api(api, "GET", "/machines"):
             if machine["device"] == MACHINE:
                 return int(machine["id"])
         time.sleep(0.5)
@@ -53,26 +53,26 @@ def start_order(api: str, timeout_s: float = 30.0) -> int | None:
     if machine_id is None:
         log.warning("demo production: no machine %s seen; no work order started", MACHINE)
         return None
-    _call(api, "PUT", "/erp/products/MCB-C16",
+    call_api(api, "PUT", "/erp/products/MCB-C16",
           {"name": "Miniature circuit breaker C16", "serialised": True})  # fmt: skip
-    _call(api, "PUT", "/erp/products/HOUSING", {"name": "Housing, PA66"})
-    _call(api, "PUT", "/erp/products/MCB-C16/bom",
+    call_api(api, "PUT", "/erp/products/HOUSING", {"name": "Housing, PA66"})
+    call_api(api, "PUT", "/erp/products/MCB-C16/bom",
           {"items": [{"component": "HOUSING", "quantity_per_unit": 1, "scrap_allowance_pct": 2}]})  # fmt: skip
-    _call(api, "PUT", "/erp/routings/R-MCB", {
+    call_api(api, "PUT", "/erp/routings/R-MCB", {
         "product": "MCB-C16", "name": "MCB assembly",
         "operations": [{"sequence": 10, "name": "Assemble and trip test",
                         "machine_id": machine_id, "ideal_cycle_time_s": 12, "serialises": True}],
     })  # fmt: skip
-    _call(api, "PUT", f"/erp/lots/{LOT}",
+    call_api(api, "PUT", f"/erp/lots/{LOT}",
           {"product": "HOUSING", "quantity": 5000, "supplier": "Acme Plastics",
            "supplier_lot": "PA66-2611-07"})  # fmt: skip
-    order = _call(api, "PUT", f"/erp/work-orders/{ORDER}",
+    order = call_api(api, "PUT", f"/erp/work-orders/{ORDER}",
                   {"product": "MCB-C16", "quantity_ordered": 500, "priority": 10})  # fmt: skip
     order_id = int(order["id"])
     if order["state"] == "planned":
-        _call(api, "POST", f"/work-orders/{order_id}/release")
-        _call(api, "POST", f"/work-orders/{order_id}/staged-lots", {"lot": LOT})
-        _call(api, "POST", f"/work-orders/{order_id}/operations/10/start", {"operator": "demo"})
+        call_api(api, "POST", f"/work-orders/{order_id}/release")
+        call_api(api, "POST", f"/work-orders/{order_id}/staged-lots", {"lot": LOT})
+        call_api(api, "POST", f"/work-orders/{order_id}/operations/10/start", {"operator": "demo"})
     log.info("demo production: work order %s running on %s (id %d)", ORDER, MACHINE, order_id)
     return order_id
 
@@ -95,8 +95,8 @@ class OrderStarter(threading.Thread):
 def summary(api: str, order_id: int, out_dir: Path) -> dict[str, Any]:
     """Progress of the order, its units, and the trace of its latest finished unit (one whose
     cycle has ended: a later unit has started)."""
-    progress = _call(api, "GET", f"/work-orders/{order_id}/progress")
-    units = _call(api, "GET", f"/work-orders/{order_id}/units")
+    progress = call_api(api, "GET", f"/work-orders/{order_id}/progress")
+    units = call_api(api, "GET", f"/work-orders/{order_id}/units")
     report: dict[str, Any] = {
         "work_order": ORDER, "state": progress["state"], "machine": MACHINE,
         "quantity_ordered": progress["quantity_ordered"], "good": progress["current_good"],
@@ -105,12 +105,12 @@ def summary(api: str, order_id: int, out_dir: Path) -> dict[str, Any]:
     }  # fmt: skip
     # the machine works on one unit at a time: every unit but the latest has finished its cycle
     for unit in reversed(units[:-1]):
-        trace = _call(api, "GET", f"/trace/units/{unit['serial']}")
+        trace = call_api(api, "GET", f"/trace/units/{unit['serial']}")
         [operation] = trace["operations"]
         if operation["window"] != "unit_cycle":
             continue
         pdf = out_dir / f"trace-{unit['serial']}.pdf"
-        pdf.write_bytes(_call(api, "GET", f"/trace/units/{unit['serial']}/report?format=pdf"))
+        pdf.write_bytes(call_api(api, "GET", f"/trace/units/{unit['serial']}/report?format=pdf"))
         report["traced_unit"] = {
             "serial": unit["serial"], "window_start_ms": operation["window_start_ms"],
             "window_end_ms": operation["window_end_ms"],

@@ -35,6 +35,12 @@ class TemperatureWatch(BaseModel):
     load_band_pct: float = Field(default=10.0, gt=0, le=100)
     min_slope_c_per_h: float = Field(default=0.2, gt=0)
     lookback_h: float = Field(default=24.0, gt=0, le=24 * 365)
+    min_span_h: float = Field(
+        default=2.0, ge=0, description="a trend over less data than this is not judged"
+    )
+    enabled: bool = Field(
+        default=True, description="false: the machine's temperature is not watched"
+    )
 
 
 class MachineCondition(BaseModel):

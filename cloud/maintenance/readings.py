@@ -113,7 +113,10 @@ def waveform_tag(overall: str) -> str | None:
 
 
 def temperature_metrics(series: Mapping[str, Series], watch: TemperatureWatch) -> list[str]:
-    """The temperature metrics to watch: the configured one, else every role-temperature one."""
+    """The temperature metrics to watch: the configured one, else every role-temperature one
+    (none when the watch is switched off)."""
+    if not watch.enabled:
+        return []
     if watch.metric is not None:
         return [watch.metric] if watch.metric in series else []
     return sorted(name for name, s in series.items() if s.role == "temperature")

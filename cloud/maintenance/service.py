@@ -61,6 +61,7 @@ from cloud.maintenance.readings import (
 )
 from cloud.maintenance.rul import RulEstimate, estimate_rul
 from cloud.maintenance.signals import (
+    hours_text,
     open_alarm_ids,
     point_key,
     rul_alarm,
@@ -271,7 +272,7 @@ def _assess_vibration(
     if rul_short and rul is not None and rul.rul_h is not None:
         reason = (
             f"{machine.name}: {metric} is expected to reach zone D ({cls.c_d if cls else '?'} "
-            f"{unit}) in {rul.rul_h:.0f} h ({rul_interval(rul)}); plan the repair."
+            f"{unit}) in {hours_text(rul.rul_h)} ({rul_interval(rul)}); plan the repair."
         )
         due = due_after(now_ms, rul.low_h if rul.low_h is not None else rul.rul_h)
         due_ms = due
@@ -305,6 +306,7 @@ def _assess_temperature(
     trend = temperature_trend(
         ts, values, load, limit=watch.limit_c, load_band_pct=watch.load_band_pct,
         min_slope_c_per_h=watch.min_slope_c_per_h, confidence=settings.rul_confidence,
+        min_span_h=watch.min_span_h,
     )  # fmt: skip
     data_to_ms = ts[-1] if ts else None
     ts_ms = data_to_ms if data_to_ms is not None else now_ms
@@ -334,7 +336,7 @@ def _assess_temperature(
         evidence = {"assessment_id": row_id, "metric": metric, "trend": trend_json,
                     "alarm_ids": alarm_ids, "links": links, "data_to_ms": data_to_ms}  # fmt: skip
         limit_text = (
-            f", {trend.hours_to_limit:.0f} h to the {watch.limit_c:g} °C limit"
+            f", {hours_text(trend.hours_to_limit)} to the {watch.limit_c:g} °C limit"
             if trend.hours_to_limit is not None and watch.limit_c is not None else ""
         )  # fmt: skip
         reason = (

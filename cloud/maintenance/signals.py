@@ -102,7 +102,7 @@ def rul_alarm(
         )  # fmt: skip
         fit = f", {rul.model} fit" if rul.model is not None else ""
         message = (
-            f"{metric}: remaining life {rul.rul_h:.0f} h "
+            f"{metric}: remaining life {hours_text(rul.rul_h)} "
             f"({rul_interval(rul)}{fit}), below the {horizon_h:g} h horizon"
         )
         raise_signal(conn, point, ts_ms=ts_ms, message=message, value=rul.rul_h,
@@ -131,7 +131,7 @@ def temperature_alarm(
             roles=("maintenance",),
         )  # fmt: skip
         limit_text = (
-            f"; {trend.hours_to_limit:.0f} h to the limit" if trend.hours_to_limit is not None
+            f"; {hours_text(trend.hours_to_limit)} to the limit" if trend.hours_to_limit is not None
             else ""
         )  # fmt: skip
         message = f"{metric} rising {slope:.2f} °C/h at steady load{limit_text}"
@@ -141,11 +141,21 @@ def temperature_alarm(
         return_signal(conn, key, ts_ms=ts_ms, message=message, value=slope, now_ms=now_ms)
 
 
+def hours_text(hours: float) -> str:
+    """A time left for people: ``140 h``, ``45 min``, ``30 s`` (an aged demo bearing has
+    seconds)."""
+    if hours >= 1.0:
+        return f"{hours:.0f} h"
+    if hours * 60 >= 1.0:
+        return f"{hours * 60:.0f} min"
+    return f"{hours * 3600:.0f} s"
+
+
 def rul_interval(rul: RulEstimate) -> str:
-    """The estimate's interval in words, e.g. ``90% interval 140-160 h``."""
-    low = "?" if rul.low_h is None else f"{rul.low_h:.0f}"
-    high = "?" if rul.high_h is None else f"{rul.high_h:.0f}"
-    return f"{rul.confidence:.0%} interval {low}-{high} h"
+    """The estimate's interval in words, e.g. ``90% interval 140 h-160 h``."""
+    low = "?" if rul.low_h is None else hours_text(rul.low_h)
+    high = "?" if rul.high_h is None else hours_text(rul.high_h)
+    return f"{rul.confidence:.0%} interval {low}-{high}"
 
 
 def _rul_text(rul: RulEstimate | None) -> str:
@@ -153,4 +163,4 @@ def _rul_text(rul: RulEstimate | None) -> str:
         return "no estimate"
     if rul.rul_h is None:
         return str(rul.reason)
-    return f"{rul.rul_h:.0f} h, {rul_interval(rul)}"
+    return f"{hours_text(rul.rul_h)}, {rul_interval(rul)}"

@@ -52,6 +52,7 @@ def temperature_trend(
     load_band_pct: float = 10.0,
     min_slope_c_per_h: float = 0.2,
     confidence: float = 0.9,
+    min_span_h: float = 0.0,
 ) -> TemperatureTrend:
     """Fit the temperature's trend at the current load (see the module docstring)."""
     if len(ts_ms) != len(temperature):
@@ -92,6 +93,8 @@ def temperature_trend(
     hours = (times - times[0]) / HOUR_MS
     if hours[-1] <= 0.0:
         return none(f"all {n} points{band_note} have the same time: no trend")
+    if hours[-1] < min_span_h:
+        return none(f"{n} points{band_note} span {hours[-1]:.2f} h; a trend needs {min_span_h:g} h")
     fit = fit_linear(hours.tolist(), temps.tolist())
     low, high = fit.slope_interval(confidence)
     rising = fit.slope >= min_slope_c_per_h and low > 0.0

@@ -66,7 +66,7 @@ class WireRecorder:
 
         client.on_connect = on_connect
         client.on_message = on_message
-        client.reconnect_delay_set(0.2, 1)
+        client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho takes seconds as float too
         client.connect_async("127.0.0.1", port)
         client.loop_start()
         self._client = client
@@ -109,12 +109,16 @@ class PlantRun:
         wait_for(ready, 60, "simulators listening")
         self.endpoints = json.loads(endpoints.read_text())
 
-    def start_cloud(self) -> None:
+    def start_cloud(self, **overrides: Any) -> None:
+        """Start the cloud; ``overrides`` are merged into its config (e.g. ``condition_file``)."""
         config = self.workdir / "cloud.yaml"
-        config.write_text(yaml.safe_dump({
+        settings: dict[str, Any] = {
             "mqtt_url": self.mqtt_url, "db_url": self.db_url, "api_port": self.api_port,
             "worker_id": "test-cloud", "shared_subscription": True,
-        }))  # fmt: skip
+        }  # fmt: skip
+        settings.update({key: str(value) if isinstance(value, Path) else value
+                         for key, value in overrides.items()})  # fmt: skip
+        config.write_text(yaml.safe_dump(settings))
         self.cloud = Child("cloud", ["cloud", "--config", str(config)], self.logs)
         cloud = self.cloud
 
@@ -127,14 +131,30 @@ class PlantRun:
 
         wait_for(ready, 60, "cloud API answering")
 
+    def sim_fault(self, device: str, kind: str, *options: str) -> str:
+        """``forgeline sim fault DEVICE KIND OPTIONS`` against this run's simulator; its answer."""
+        import subprocess
+        import sys
+
+        args = [sys.executable, "-m", "forgeline", "sim", "fault", device, kind, *options,
+                "--endpoints-file", str(self.workdir / "endpoints.json")]  # fmt: skip
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+        return done.stdout.strip()
+
     def stop_cloud(self) -> None:
         assert self.cloud is not None
         self.cloud.stop()
 
-    def start_edge(self, **overrides: Any) -> None:
+    def start_edge(self, profiles: dict[str, Path] | None = None, **overrides: Any) -> None:
+        """Start an edge for the simulator's devices; ``profiles`` gives a device a profile file
+        of its own (by device id), ``overrides`` replace top-level keys of the edge config."""
         from forgeline.demo import edge_config
 
         config = edge_config(self.endpoints, self.mqtt_url, self.edge_data)
+        for device in config["devices"]:
+            if profiles and device["id"] in profiles:
+                device["profile"] = str(profiles[device["id"]])
         config.update({
             "buffer": {"resend_after_s": 3.0, "backlog_rate": 500.0},
             "backoff_initial_s": 0.3, "backoff_max_s": 2.0, "status_interval_s": 0.5,
@@ -169,6 +189,29 @@ class PlantRun:
 
         with urllib.request.urlopen(self.api + path, timeout=3) as response:
             return json.loads(response.read())
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        """POST ``body`` as JSON; the status and the decoded answer (errors too, not raised)."""
+        return self._send("POST", path, body)
+
+    def put(self, path: str, body: Any) -> tuple[int, Any]:
+        """PUT ``body`` as JSON; the status and the decoded answer (errors too, not raised)."""
+        return self._send("PUT", path, body)
+
+    def _send(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.api + path, data=json.dumps(body).encode(), method=method,
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, json.loads(error.read() or b"null")
 
     def sql(self, query: str, **params: Any) -> list[Any]:
         engine = create_engine(self.db_url)

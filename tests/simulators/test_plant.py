@@ -51,7 +51,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def plant() -> AsyncIterator[SimulatedPlant]:
-    """The demo plant, started once for the module (three OPC UA servers: a few seconds)."""
+    """The demo plant, started once for the module (four OPC UA servers: a few seconds)."""
     async with SimulatedPlant("demo") as running:
         yield running
 
@@ -65,7 +65,7 @@ async def test_endpoints_file_has_the_documented_shape(
     assert set(document) == {"site", "devices"}
     assert document["site"] == "demo-plant"
     devices = document["devices"]
-    assert len(devices) == 7
+    assert len(devices) == 8
     assert [d["device_id"] for d in devices][:3] == ["cnc-01", "cnc-02", "valve-test-01"]
     for entry in devices:
         if entry["protocol"] == "modbus_tcp":

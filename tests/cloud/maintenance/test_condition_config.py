@@ -123,3 +123,9 @@ def test_no_file_means_every_default(tmp_path):
     assert condition_settings(None) == ConditionSettings()
     path = write(tmp_path, "rul_horizon_h: 72\n")
     assert condition_settings(path).rul_horizon_h == 72
+
+
+def test_hours_left_read_in_the_unit_people_use() -> None:
+    from cloud.maintenance.signals import hours_text
+
+    assert [hours_text(h) for h in (150.2, 1.0, 0.75, 0.01)] == ["150 h", "1 h", "45 min", "36 s"]

@@ -136,3 +136,15 @@ def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> N
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
         temperature_trend(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_trend_over_less_data_than_min_span_is_not_judged() -> None:
+    minutes = list(range(0, 30))  # 30 points over 29 minutes, rising 6 degC/h
+    ts = [m * 60_000 for m in minutes]
+    temperature = [40.0 + 0.1 * m for m in minutes]
+    judged = temperature_trend(ts, temperature, None, limit=None)
+    assert judged.rising
+    short = temperature_trend(ts, temperature, None, limit=None, min_span_h=2.0)
+    assert not short.rising
+    assert short.slope_c_per_h is None
+    assert "span 0.48 h; a trend needs 2 h" in short.reason
