@@ -27,6 +27,7 @@ Series queries: ``readings``; alarms: ``signals``; suggested work orders: ``sugg
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,13 +194,20 @@ def _assess_vibration(
 
     features: dict[str, float] = {}
     baseline_samples: dict[str, list[float]] = {}
+    feature_trends: dict[str, dict[str, Any]] = {}
+    bucket_ms = round(settings.trend_bucket_s * 1000)
     for name, feature_metric in feature_metrics(metric, series).items():
-        last = newest_values(conn, series[feature_metric].id, now_ms, 1)
-        first = first_values(conn, series[feature_metric].id, now_ms, settings.baseline_windows)
+        feature_id = series[feature_metric].id
+        last = newest_values(conn, feature_id, now_ms, 1)
+        first = first_values(conn, feature_id, now_ms, settings.baseline_windows)
         if last:
             features[name] = last[0][1]
         if len(first) >= settings.baseline_windows:
             baseline_samples[name] = first
+        feature_trends[name] = _feature_trend(
+            trend_points(conn, feature_id, start_ms, now_ms, bucket_ms),
+            features.get(name), baseline_samples.get(name),
+        )  # fmt: skip
     health: float | None = None
     health_note = "no baseline yet"
     usable = {name: value for name, value in features.items() if name in baseline_samples}
@@ -239,8 +247,8 @@ def _assess_vibration(
         links["waveforms"] = _waveform_url(machine.id, tag, start_ms, now_ms)
     detail: dict[str, Any] = {
         "class": _class_json(cls), **class_note, "zone_windows": len(newest),
-        "features": features, "health": health_note, "trend": trend, "rul": _rul_json(rul),
-        "alarm_ids": alarm_ids, "links": links,
+        "features": features, "feature_trends": feature_trends, "health": health_note,
+        "trend": trend, "rul": _rul_json(rul), "alarm_ids": alarm_ids, "links": links,
     }  # fmt: skip
     row_id = _store(
         conn, machine_id=machine.id, metric=metric, signal=SIGNAL_VIBRATION, assessed_ms=now_ms,
@@ -255,7 +263,8 @@ def _assess_vibration(
 
     evidence = {
         "assessment_id": row_id, "metric": metric, "zone": zone, "rms": rms,
-        "class": _class_json(cls), "features": features, "health": health, "trend": trend,
+        "class": _class_json(cls), "features": features, "feature_trends": feature_trends,
+        "health": health, "trend": trend,
         "rul": _rul_json(rul), "alarm_ids": alarm_ids, "links": links,
         "data_to_ms": data_to_ms,
     }  # fmt: skip
@@ -366,6 +375,18 @@ def _store(conn: Connection, **values: Any) -> int:
         return int(new_id)
     same = [_assessment.c[name] == values[name] for name in ONE_PER_DATA]
     return int(conn.execute(select(_assessment.c.id).where(*same)).scalar_one())
+
+
+def _feature_trend(
+    points: tuple[list[int], list[float]], latest: float | None, baseline: list[float] | None
+) -> dict[str, Any]:
+    """One feature's trend over the look-back: slope per hour, and the newest value against the
+    median of the machine's baseline windows (``vs_baseline`` 1.0: as when it was new)."""
+    ts, values = points
+    median = statistics.median(baseline) if baseline else None
+    ratio = latest / median if latest is not None and median else None
+    return {"slope_per_h": _slope_per_h(ts, values), "points_used": len(ts), "latest": latest,
+            "baseline_median": median, "vs_baseline": ratio}  # fmt: skip
 
 
 def _slope_per_h(ts_ms: Sequence[int], values: Sequence[float]) -> float | None:

@@ -234,6 +234,16 @@ def test_health_falls_from_the_machine_baseline_as_the_bearing_wears(db_engine, 
     assert early.health > 80
     assert late.health < early.health - 30
     assert late.features["kurtosis"] > early.features["kurtosis"]
+    with Session(db_engine) as session:
+        trends = session.get(ConditionAssessment, late.id).detail["feature_trends"]
+    assert set(trends) == {"rms", "peak", "crest_factor", "kurtosis"}
+    for name in ("rms", "peak", "kurtosis"):  # a wearing bearing: each rises over its life
+        assert trends[name]["slope_per_h"] > 0, (name, trends[name])
+        assert trends[name]["vs_baseline"] > 1.0, (name, trends[name])
+    assert trends["rms"]["latest"] == late.features["rms"]
+    assert trends["rms"]["vs_baseline"] == pytest.approx(
+        late.features["rms"] / trends["rms"]["baseline_median"]
+    )
 
 
 def test_health_waits_for_the_baseline_windows(db_engine, pump):
