@@ -46,6 +46,9 @@ class Driver(Protocol):
     A driver whose device pushes changes (OPC UA subscriptions) also has ``changes``, an
     ``asyncio.Event`` it sets when changes have arrived; the coordinator then calls ``read``
     at once (with ``due`` empty) instead of waiting for the next poll. Polling drivers have none.
+    A driver that reads waveform tags (arrays, ``Tag.waveform``) also has ``take_windows()``,
+    which returns the ``edge.features.WaveformWindow`` objects read since the last call; the
+    coordinator turns them into feature samples. Drivers without waveform tags have none.
     """
 
     async def connect(self) -> None:
