@@ -23,7 +23,7 @@ from cloud.production.models import (
 )
 from cloud.production.trace_models import Consumption, MaterialLot, Unit
 from cloud.spc.models import SpcChart, SpcLimits, SpcPoint, SpcViolation
-from cloud.timeseries.models import TsLatest, TsSeries, ts_sample
+from cloud.timeseries.models import TsLatest, TsMinute, TsSeries, ts_sample
 
 __all__ = [
     "Alarm",
@@ -63,6 +63,7 @@ __all__ = [
     "SpcViolation",
     "StateInterval",
     "TsLatest",
+    "TsMinute",
     "TsSeries",
     "Unit",
     "WorkOrder",

@@ -6,14 +6,23 @@ portable between SQLite and PostgreSQL), so that a month of 1 s data (2.6 M samp
 crosses the wire: only each bucket's min and max, with their times, do. ``minmax`` returns
 those; ``lttb`` pre-aggregates into ``points`` buckets the same way and then picks ``points``
 of the candidates with Largest-Triangle-Three-Buckets (``cloud.charts.downsample``).
+
+Buckets at least ``ROLLUP_MIN_BUCKET_MS`` wide are read from the per-minute roll-up
+``ts_minute`` instead (one row a minute: count, min and max with their times, kept by the
+ingest writer) for the whole minutes of the window, and from ``ts_sample`` for the partial
+minutes at either end. There a minute belongs, whole, to the bucket its start (or the window's
+start) falls in; so the points equal the raw path's when the bucket edges fall on minutes, and
+otherwise differ only in which of two neighbouring buckets a straddling minute's extremes go to.
+Every point is still a real sample, spikes included, and ``raw_count`` the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, select, text
+from sqlalchemy import Row, or_, select, text
 from sqlalchemy.orm import Session
 
 from cloud.alarms.models import Alarm
@@ -60,6 +69,65 @@ _BUCKETS_SQL = text(
     ORDER BY agg.bucket
     """  # noqa: S608 - constant fragments only; every value is a bound parameter
 )
+
+
+MINUTE_MS = 60_000
+ROLLUP_MIN_BUCKET_MS = 10 * MINUTE_MS
+"""Buckets at least this wide are read from the per-minute roll-up ``ts_minute``."""
+
+# The same bucketing over the roll-up's whole minutes [:first, :last): a minute goes to the
+# bucket of its start; the earliest time of a bucket's min (max) is the earliest ``vmin_ts``
+# (``vmax_ts``) of its minutes holding that value, read by a primary-key range scan.
+_IN_MINUTE_BUCKET = (
+    "m.minute_ms >= :start + (agg.bucket * :span + :buckets - 1) / :buckets"
+    " AND m.minute_ms < :start + ((agg.bucket + 1) * :span + :buckets - 1) / :buckets"
+    " AND m.minute_ms >= :first AND m.minute_ms < :last"
+)
+_ROLLUP_BUCKETS_SQL = text(
+    f"""
+    WITH agg AS (
+        SELECT (minute_ms - :start) * :buckets / :span AS bucket,
+               min(vmin) AS lo, max(vmax) AS hi, sum(n) AS samples
+        FROM ts_minute
+        WHERE series_id = :series AND minute_ms >= :first AND minute_ms < :last
+        GROUP BY (minute_ms - :start) * :buckets / :span
+    )
+    SELECT agg.bucket, agg.lo, agg.hi, agg.samples,
+           (SELECT min(m.vmin_ts) FROM ts_minute m
+            WHERE m.series_id = :series AND {_IN_MINUTE_BUCKET} AND m.vmin = agg.lo
+           ) AS lo_ts,
+           (SELECT min(m.vmax_ts) FROM ts_minute m
+            WHERE m.series_id = :series AND {_IN_MINUTE_BUCKET} AND m.vmax = agg.hi
+           ) AS hi_ts
+    FROM agg
+    ORDER BY agg.bucket
+    """  # noqa: S608 - constant fragments only; every value is a bound parameter
+)
+_PARTIAL_MINUTE_SQL = text(
+    f"SELECT ts, value FROM ts_sample WHERE {_GOOD} AND ts >= :lo AND ts < :hi ORDER BY ts"  # noqa: S608
+)
+
+
+@dataclass
+class _Bucket:
+    """One bucket's good samples: how many, and the min and max with their earliest times."""
+
+    samples: int
+    lo: float
+    lo_ts: int | None
+    hi: float
+    hi_ts: int | None
+
+    def add(self, ts_ms: int, value: float) -> None:
+        self.samples += 1
+        if value < self.lo or (value == self.lo and _earlier(ts_ms, self.lo_ts)):
+            self.lo, self.lo_ts = value, ts_ms
+        if value > self.hi or (value == self.hi and _earlier(ts_ms, self.hi_ts)):
+            self.hi, self.hi_ts = value, ts_ms
+
+
+def _earlier(ts_ms: int, held: int | None) -> bool:
+    return held is None or ts_ms < held
 
 
 @dataclass(frozen=True)
@@ -126,8 +194,14 @@ def chart_series(
     end_ms: int,
     points: int = 1000,
     method: str = "minmax",
+    *,
+    rollup: bool = True,
 ) -> Chart:
-    """The chart of ``metric`` of ``machine_id`` over ``[start_ms, end_ms)`` in ≤ ``points``."""
+    """The chart of ``metric`` of ``machine_id`` over ``[start_ms, end_ms)`` in ≤ ``points``.
+
+    ``rollup=False`` reads every raw sample whatever the bucket width (the reference that the
+    tests and the benchmark compare the roll-up path with).
+    """
     if method not in METHODS:
         raise InvalidRequest(f"method={method!r}: choose from {list(METHODS)}")
     if not 2 <= points <= MAX_POINTS:
@@ -148,7 +222,9 @@ def chart_series(
         raise NotFound(
             f"machine {machine_id} has no metric {metric!r} (GET /api/machines/{machine_id})"
         )
-    chart_points, raw_count = _downsampled(session, series.id, start_ms, end_ms, points, method)
+    chart_points, raw_count = downsampled_series(
+        session, series.id, start_ms, end_ms, points, method, rollup=rollup
+    )
     limits = Limits(series.low_limit, series.high_limit)
     spc = limits_for(session, machine_id, metric, end_ms - 1)
     if spc is not None:
@@ -171,21 +247,33 @@ def chart_series(
     )
 
 
-def _downsampled(
-    session: Session, series_id: int, start_ms: int, end_ms: int, points: int, method: str
+def downsampled_series(
+    session: Session,
+    series_id: int,
+    start_ms: int,
+    end_ms: int,
+    points: int,
+    method: str,
+    *,
+    rollup: bool = True,
 ) -> tuple[list[ChartPoint], int]:
+    """The chart points of one series over ``[start_ms, end_ms)`` and its good sample count.
+
+    Buckets at least ``ROLLUP_MIN_BUCKET_MS`` wide come from the roll-up unless ``rollup`` is
+    False; see the module docstring.
+    """
     buckets = points // 2 if method == "minmax" else points
-    without_jit(session)  # the planner cannot size this query; JIT would cost ~1 s
-    rows = session.execute(
-        _BUCKETS_SQL,
-        {"series": series_id, "start": start_ms, "end": end_ms, "buckets": buckets,
-         "span": end_ms - start_ms},
-    ).all()  # fmt: skip
-    raw_count = sum(int(row.samples) for row in rows)
+    span = end_ms - start_ms
+    without_jit(session)  # the planner cannot size these queries; JIT would cost ~1 s
+    if rollup and span >= ROLLUP_MIN_BUCKET_MS * buckets:
+        found = _rollup_buckets(session, series_id, start_ms, end_ms, buckets)
+    else:
+        found = _raw_buckets(session, series_id, start_ms, end_ms, buckets)
+    raw_count = sum(bucket.samples for bucket in found)
     candidates: list[tuple[int, float]] = []
-    for row in rows:
-        extremes = {(int(at), float(value)) for at, value in ((row.lo_ts, row.lo),
-                    (row.hi_ts, row.hi)) if at is not None}  # fmt: skip
+    for bucket in found:
+        extremes = {(at, value) for at, value in ((bucket.lo_ts, bucket.lo),
+                    (bucket.hi_ts, bucket.hi)) if at is not None}  # fmt: skip
         candidates.extend(sorted(extremes))
     if method == "lttb" and len(candidates) > points:
         ts = np.fromiter((c[0] for c in candidates), dtype=np.int64, count=len(candidates))
@@ -193,6 +281,59 @@ def _downsampled(
         kept_ts, kept_values = lttb(ts, values, points)
         candidates = list(zip(kept_ts.tolist(), kept_values.tolist(), strict=True))
     return [ChartPoint(ts_ms, value) for ts_ms, value in candidates], raw_count
+
+
+def _bucket_of_row(row: Row[Any]) -> _Bucket:
+    """A bucket from a row of ``_BUCKETS_SQL`` or ``_ROLLUP_BUCKETS_SQL``."""
+    return _Bucket(
+        int(row.samples),
+        float(row.lo),
+        None if row.lo_ts is None else int(row.lo_ts),
+        float(row.hi),
+        None if row.hi_ts is None else int(row.hi_ts),
+    )
+
+
+def _raw_buckets(
+    session: Session, series_id: int, start_ms: int, end_ms: int, buckets: int
+) -> list[_Bucket]:
+    """The buckets of the window, each sample in the bucket of its own time."""
+    rows = session.execute(
+        _BUCKETS_SQL,
+        {"series": series_id, "start": start_ms, "end": end_ms, "buckets": buckets,
+         "span": end_ms - start_ms},
+    ).all()  # fmt: skip
+    return [_bucket_of_row(row) for row in rows]
+
+
+def _rollup_buckets(
+    session: Session, series_id: int, start_ms: int, end_ms: int, buckets: int
+) -> list[_Bucket]:
+    """The buckets of the window from ``ts_minute`` for its whole minutes and ``ts_sample`` for
+    the partial minutes at either end; a minute goes to the bucket of its (clamped) start."""
+    span = end_ms - start_ms
+    first = -(-start_ms // MINUTE_MS) * MINUTE_MS  # the first whole minute starts here
+    last = max(first, end_ms // MINUTE_MS * MINUTE_MS)  # ... and the last one ends here
+    rows = session.execute(
+        _ROLLUP_BUCKETS_SQL,
+        {"series": series_id, "start": start_ms, "first": first, "last": last,
+         "buckets": buckets, "span": span},
+    ).all()  # fmt: skip
+    found = {int(row.bucket): _bucket_of_row(row) for row in rows}
+    for lo, hi in ((start_ms, min(first, end_ms)), (last, end_ms)):
+        if lo >= hi:
+            continue
+        # a partial minute: its samples go to the bucket of its start, clamped to the window
+        index = (max(lo, start_ms) - start_ms) * buckets // span
+        for ts_ms, value in session.execute(
+            _PARTIAL_MINUTE_SQL, {"series": series_id, "lo": lo, "hi": hi}
+        ):
+            bucket = found.get(index)
+            if bucket is None:
+                found[index] = _Bucket(1, float(value), int(ts_ms), float(value), int(ts_ms))
+            else:
+                bucket.add(int(ts_ms), float(value))
+    return [found[index] for index in sorted(found)]
 
 
 def _operations(

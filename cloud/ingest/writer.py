@@ -9,8 +9,10 @@ For each batch, in one transaction:
    RETURNING`` (on PostgreSQL one statement over ``unnest`` arrays); what is not returned was
    stored before (by us or by another worker) and is a duplicate: counted, acknowledged again,
    not stored again;
-3. samples of claimed data messages go to the time-series store (COPY on PostgreSQL), latest
-   values advance, events go to ``device_event``, dead letters to ``dead_letter``;
+3. samples of claimed data messages go to the time-series store (COPY on PostgreSQL; the SQL
+   store also keeps the per-minute roll-up ``ts_minute``, ``cloud.timeseries.rollup``: duplicates
+   never reach it, late data lands in its own minute), latest values advance, events go to
+   ``device_event``, dead letters to ``dead_letter``;
 4. machine-state intervals are recomputed from the earliest new state sample of each machine.
 
 The hot path is data messages: they are decoded into plain sample tuples
@@ -42,7 +44,8 @@ from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
 from cloud.machine_state.rules import compile_rules
 from cloud.machine_state.service import recompute_states, recompute_states_from_rules
 from cloud.timeseries.models import TsSeries
-from cloud.timeseries.sql import SampleRow, SqlTimeSeriesStore
+from cloud.timeseries.rollup import SampleRow
+from cloud.timeseries.sql import SqlTimeSeriesStore
 from cloud.timeseries.store import QUALITY_CODE, Point, TimeSeriesStore
 from protocols import clock
 from protocols.clock import now_ms

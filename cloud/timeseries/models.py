@@ -1,4 +1,5 @@
-"""Tables of the SQL time-series store: series definitions, samples and the latest value."""
+"""Tables of the SQL time-series store: series definitions, samples, the latest value and the
+per-minute min/max roll-up that long-window charts read (``ts_minute``)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,22 @@ class TsLatest(Base):
     text_value: Mapped[str | None] = mapped_column(Text)
     quality: Mapped[int] = mapped_column(SmallInteger)
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class TsMinute(Base):
+    """The good numeric samples of one series in one minute, rolled up: how many, and the
+    smallest and largest with the earliest time each was seen (maintained by the ingest writer).
+
+    ``minute_ms`` is the sample time floored to a multiple of 60,000. Only samples of quality
+    good with a numeric value count: the same filter as the chart query.
+    """
+
+    __tablename__ = "ts_minute"
+
+    series_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    minute_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(Integer)
+    vmin: Mapped[float] = mapped_column(Double)
+    vmin_ts: Mapped[int] = mapped_column(BigInteger)
+    vmax: Mapped[float] = mapped_column(Double)
+    vmax_ts: Mapped[int] = mapped_column(BigInteger)

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, select
 from cloud.db import dialect_insert, table_of, writer_engine
 from cloud.timeseries.aggregate import aggregate_windows, window_bounds
 from cloud.timeseries.models import TsLatest, ts_sample
+from cloud.timeseries.rollup import SampleRow, minute_rollup, upsert_minutes
 from cloud.timeseries.store import (
     AGGREGATES,
     LatestValue,
@@ -29,9 +30,6 @@ from cloud.timeseries.store import (
     RawSample,
 )
 from protocols.clock import now_ms
-
-SampleRow = tuple[int, int, float | None, str | None, int, str | None]
-"""A ``ts_sample`` row: series_id, ts_ms, value (a float or None), text_value, quality, reason."""
 
 _COPY_SQL = (
     "COPY ts_sample (series_id, ts, value, text_value, quality, reason) FROM STDIN (FORMAT BINARY)"
@@ -105,6 +103,7 @@ class SqlTimeSeriesStore:
         else:
             conn.exec_driver_sql(_INSERT_SQLITE, list(rows))
             self._advance_latest_sqlite(conn, newest)
+        upsert_minutes(conn, minute_rollup(rows))
         return len(rows)
 
     @staticmethod

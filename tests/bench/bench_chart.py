@@ -6,15 +6,22 @@ Run by hand from the repository root (pytest collects ``test_*.py`` only, never 
 
 One machine and one temperature series with a sample every second (a slow wave with noise and
 a handful of single-sample spikes) are loaded with COPY into a freshly migrated schema of a
-scratch PostgreSQL database (``FORGELINE_TEST_PG_URL``, dropped at the end), then ANALYZEd.
+scratch PostgreSQL database (``FORGELINE_TEST_PG_URL``, dropped at the end); the per-minute
+roll-up ``ts_minute`` is filled by the back-fill of migration 0012 (timed), then ANALYZEd.
 
 Measured over R runs each, in the same run, p50 and p95:
 
-``raw: whole window``   psycopg ``SELECT ts, value`` of every sample of the window, fetched into
-                        Python: what a chart without server-side downsampling has to move
-``chart minmax``        ``chart_series(method="minmax")``: min/max per bucket in SQL,
-                        annotations and limits included
-``chart lttb``          ``chart_series(method="lttb")``: the same pre-aggregation, then LTTB
+``raw: whole window``       psycopg ``SELECT ts, value`` of every sample of the window, fetched
+                            into Python: what a chart without server-side downsampling moves
+``chart minmax, samples``   ``chart_series(method="minmax", rollup=False)``: min/max per bucket
+                            in SQL over every sample, annotations and limits included
+``chart minmax, roll-up``   ``chart_series(method="minmax")``: the same over ``ts_minute`` (and
+                            the samples of the partial minutes at the window's ends)
+``chart lttb, samples``     ``chart_series(method="lttb", rollup=False)``: the same
+                            pre-aggregation, then LTTB
+``chart lttb, roll-up``     ``chart_series(method="lttb")``: pre-aggregated from the roll-up
+
+Every chart must count every sample and draw the 250.0 spikes, or the run stops.
 
 Progress goes to stderr, the result (machine, command, a Markdown table) to stdout.
 """
@@ -22,6 +29,7 @@ Progress goes to stderr, the result (machine, command, a Markdown table) to stdo
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import os
 import platform
@@ -31,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
+from pathlib import Path
 
 from machine_info import cpu_model, ram_gib
 from scratch_db import FreshDatabase, PostgresScratch
@@ -82,6 +91,25 @@ def load(fresh: FreshDatabase, days: int) -> tuple[int, int]:
     return count, len(spikes)
 
 
+def backfill_rollup(fresh: FreshDatabase) -> int:
+    """Fill ``ts_minute`` from the loaded samples with migration 0012's back-fill; its rows."""
+    path = Path(__file__).parents[2] / "cloud/migrations/versions/0012_ts_minute.py"
+    spec = importlib.util.spec_from_file_location("migration_0012", path)
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    conn = fresh.connect_raw()
+    try:
+        with conn.transaction():
+            conn.execute(migration.BACKFILL_SQL)
+        conn.execute("ANALYZE ts_minute")
+        conn.commit()
+        return int(conn.execute("SELECT count(*) FROM ts_minute").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def timed(run: Callable[[], int], runs: int) -> tuple[list[float], int]:
     run()  # warm the cache: every figure is a warm one
     seconds = []
@@ -110,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         count, spikes = load(fresh, args.days)
         progress(f"loaded {count:,} samples in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        minutes = backfill_rollup(fresh)
+        backfill_s = time.perf_counter() - started
+        progress(f"rolled up into {minutes:,} minutes in {backfill_s:.1f} s")
         end = T0 + count * 1_000
         raw_conn = fresh.connect_raw()
         engine = create_engine_for(fresh.url)
@@ -123,19 +155,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 return len(cur.fetchall())
 
-        def chart(method: str) -> Callable[[], int]:
+        def chart(method: str, rollup: bool) -> Callable[[], int]:
             def run() -> int:
                 with Session(engine) as session:
-                    found = chart_series(session, 1, "temperature", T0, end, args.points, method)
-                if found.raw_count != count or max(p.value for p in found.points) != 250.0:
-                    raise SystemExit(f"{method}: wrong chart ({found.raw_count} samples)")
+                    found = chart_series(
+                        session, 1, "temperature", T0, end, args.points, method, rollup=rollup
+                    )
+                drawn = sum(1 for p in found.points if p.value == 250.0)
+                if found.raw_count != count or drawn != spikes:
+                    raise SystemExit(
+                        f"{method} (roll-up {rollup}): wrong chart ({found.raw_count} samples, "
+                        f"{drawn} of {spikes} spikes)"
+                    )
                 return len(found.points)
 
             return run
 
         results = []
-        for name, run in (("raw: whole window", raw), ("chart minmax", chart("minmax")),
-                          ("chart lttb", chart("lttb"))):  # fmt: skip
+        for name, run in (("raw: whole window", raw),
+                          ("chart minmax, samples", chart("minmax", False)),
+                          ("chart minmax, roll-up", chart("minmax", True)),
+                          ("chart lttb, samples", chart("lttb", False)),
+                          ("chart lttb, roll-up", chart("lttb", True))):  # fmt: skip
             progress(f"measuring {name} ...")
             results.append((name, *timed(run, args.runs)))
         raw_conn.close()
@@ -154,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nCommand: `.venv/bin/python tests/bench/bench_chart.py "
           f"{' '.join(argv or sys.argv[1:])}`", file=out)  # fmt: skip
     print(f"\n{args.days} days of 1 s data: {count:,} samples ({spikes} single-sample spikes), "
-          f"{args.runs} warm runs each\n", file=out)  # fmt: skip
+          f"rolled up into {minutes:,} minutes by the migration 0012 back-fill in "
+          f"{backfill_s:.1f} s; {args.runs} warm runs each\n", file=out)  # fmt: skip
     print("| query | rows | p50 s | p95 s | p50 × raw |\n|---|---:|---:|---:|---:|", file=out)
     raw_p50 = statistics.median(results[0][1])
     for name, seconds, rows in results:

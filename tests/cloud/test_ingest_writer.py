@@ -10,7 +10,7 @@ from sqlalchemy import select
 from cloud.assets.models import Area, Line, Machine
 from cloud.ingest.models import DeadLetter, DeviceEvent, EdgeNode, IngestMessage
 from cloud.ingest.writer import IngestWriter, ReceivedMessage, compact_ranges
-from cloud.timeseries.models import TsLatest, TsSeries
+from cloud.timeseries.models import TsLatest, TsMinute, TsSeries
 from cloud.timeseries.queries import count_samples, find_series
 from cloud.timeseries.sql import SqlTimeSeriesStore
 from protocols.quality import Quality
@@ -312,3 +312,101 @@ def test_duplicate_samples_are_counted_per_device(db_engine, wire):
     result = writer.write([first, other, first])
     assert result.duplicates == 3
     assert result.duplicate_samples_by_device == {"press1": 4, "press2": 1}
+
+
+# ------------------------------------------------------------------ per-minute roll-up
+
+M = 1_800_000_000_000  # a whole minute
+
+
+def _minutes(engine):
+    """``ts_minute`` as {minute_ms: (n, vmin, vmin_ts, vmax, vmax_ts)} (one series here)."""
+    with engine.connect() as conn:
+        return {
+            r.minute_ms: (r.n, r.vmin, r.vmin_ts, r.vmax, r.vmax_ts)
+            for r in conn.execute(select(TsMinute).order_by(TsMinute.minute_ms))
+        }
+
+
+def test_the_rollup_counts_good_numeric_samples_per_minute(db_engine, wire):
+    IngestWriter(db_engine).write([
+        wire.data("press1", [
+            ("temperature", M + 1_000, 21.0), ("temperature", M + 2_000, 25.0),
+            ("temperature", M + 3_000, 21.0),  # the same min again: the earlier one is kept
+            ("temperature", M + 4_000, 99.0, Quality.UNCERTAIN),  # not charted: not counted
+            ("temperature", M + 5_000, None, Quality.BAD),
+            ("temperature", M + 60_000, 30.0),  # the next minute's first millisecond
+            ("temperature", M + 59_999, 19.5),
+        ]),
+    ])  # fmt: skip
+    assert _minutes(db_engine) == {
+        M: (4, 19.5, M + 59_999, 25.0, M + 2_000),
+        M + 60_000: (1, 30.0, M + 60_000, 30.0, M + 60_000),
+    }
+
+
+def test_text_and_uncertain_only_minutes_have_no_rollup_row(db_engine, wire):
+    IngestWriter(db_engine).write(
+        [
+            wire.data("press1", [("recipe", M, "PX-200"), ("temperature", M, 1.0, Quality.BAD)]),
+        ]
+    )
+    assert _rows(db_engine, TsMinute) == []
+
+
+def test_a_resent_message_does_not_change_the_rollup(db_engine, wire):
+    writer = IngestWriter(db_engine)
+    message = wire.data("press1", [("temperature", M + i * 1_000, 20.0 + i) for i in range(90)])
+    writer.write([message])
+    once = _minutes(db_engine)
+    assert once == {
+        M: (60, 20.0, M, 79.0, M + 59_000),
+        M + 60_000: (30, 80.0, M + 60_000, 109.0, M + 89_000),
+    }
+    again = writer.write([message, message])  # re-sent twice, in one batch
+    assert again.duplicates == 2
+    writer.write([message])
+    assert _minutes(db_engine) == once
+
+
+def test_late_data_merges_into_its_own_minute(db_engine, wire):
+    writer = IngestWriter(db_engine)
+    writer.write([wire.data("press1", [("temperature", M + 10_000, 50.0),
+                                       ("temperature", M + 20_000, 60.0)])])  # fmt: skip
+    # backlog from the edge, minutes later: an earlier equal max, a new min, an older minute
+    late = [("temperature", M + 5_000, 60.0), ("temperature", M + 30_000, 40.0),
+            ("temperature", M + 40_000, 55.0), ("temperature", M - 60_000, 12.0)]  # fmt: skip
+    writer.write([wire.data("press1", late, historical=True)])
+    assert _minutes(db_engine) == {
+        M - 60_000: (1, 12.0, M - 60_000, 12.0, M - 60_000),
+        M: (5, 40.0, M + 30_000, 60.0, M + 5_000),
+    }
+    # a later equal min does not move the min's time; a later batch adds to the count
+    writer.write([wire.data("press1", [("temperature", M + 50_000, 40.0)])])
+    assert _minutes(db_engine)[M] == (6, 40.0, M + 30_000, 60.0, M + 5_000)
+
+
+def test_writers_racing_on_one_minute_add_up(db_engine, wire):
+    """Two workers storing different messages of the same minutes: every sample counted once."""
+    batches = [
+        [wire.data("press1", [("temperature", M + (k * 50 + j) * 100, float(k * 50 + j))])
+         for j in range(50)]
+        for k in range(2)
+    ]  # fmt: skip
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def run(i):
+        try:
+            start.wait()
+            IngestWriter(db_engine).write(batches[i])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert _minutes(db_engine) == {M: (100, 0.0, M, 99.0, M + 9_900)}
