@@ -113,3 +113,32 @@ def validate_file(model: type[M], path: str | Path) -> M:
     except OSError as exc:
         raise ProfileError(str(path), [(None, "(file)", f"cannot read: {exc.strerror}")]) from exc
     return validate_yaml(model, text, str(path))
+
+
+_ITEM_PROBLEM = re.compile(r"^(?:Value error, )?(?P<field>[a-z_]+): (?P<rest>.*)$", re.DOTALL)
+
+
+def pin_item_problems(error: ProfileError, path: Path, collection: str) -> ProfileError:
+    """Point each item-level problem of ``collection`` (``"rules[2]: limit: ..."``: an item's
+    own check that names one of its fields) at the line of that field; several problems of one
+    item may come joined by ``"; "``. Other problems, and a file that cannot be re-read, are
+    left as they are."""
+    try:
+        _data, lines = load_with_lines(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, ProfileError):
+        return error
+    item = re.compile(rf"{re.escape(collection)}\[(\d+)\]")
+    problems: list[tuple[int | None, str, str]] = []
+    for line, name, message in error.problems:
+        found = item.fullmatch(name)
+        if found is None:
+            problems.append((line, name, message))
+            continue
+        for part in message.removeprefix("Value error, ").split("; "):
+            match = _ITEM_PROBLEM.match(part)
+            if match is None:
+                problems.append((line, name, part))
+                continue
+            loc = (collection, int(found[1]), match["field"])
+            problems.append((line_of(lines, loc), field_name(loc), match["rest"]))
+    return ProfileError(error.source, problems)

@@ -13,7 +13,6 @@ stored rule with ``enabled: false`` takes a built-in rule out of service.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cloud.notify.message import Priority
 from protocols.errors import ProfileError
-from protocols.yaml_lines import field_name, line_of, load_with_lines, validate_file
+from protocols.yaml_lines import pin_item_problems, validate_file
 
 Kind = Literal[
     "high", "low", "high_high", "low_low", "rate_of_change", "stale", "bad_quality",
@@ -214,28 +213,7 @@ def load_rules_file(path: str | Path) -> tuple[AlarmRule, ...]:
     try:
         return validate_file(AlarmRulesFile, path).rules
     except ProfileError as error:
-        raise _pinned(error, Path(path)) from None
-
-
-_RULE_PROBLEM = re.compile(r"^(?:Value error, )?(?P<field>[a-z_]+): (?P<rest>.*)$", re.DOTALL)
-
-
-def _pinned(error: ProfileError, path: Path) -> ProfileError:
-    """Point a rule-level problem ("rules[2]: limit: ...") at the line of the field it names."""
-    try:
-        _data, lines = load_with_lines(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, ProfileError):
-        return error
-    problems: list[tuple[int | None, str, str]] = []
-    for line, name, message in error.problems:
-        found = re.fullmatch(r"rules\[(\d+)\]", name)
-        match = _RULE_PROBLEM.match(message)
-        if found is None or match is None:
-            problems.append((line, name, message))
-            continue
-        loc = ("rules", int(found[1]), match["field"])
-        problems.append((line_of(lines, loc), field_name(loc), match["rest"]))
-    return ProfileError(error.source, problems)
+        raise pin_item_problems(error, Path(path), "rules") from None
 
 
 SOURCE_BUILTIN = "builtin"

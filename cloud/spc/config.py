@@ -18,7 +18,6 @@ default) and ``western_electric``. Which subgrouping fields a chart needs depend
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +27,7 @@ from cloud.notify.message import Priority
 from cloud.spc.constants import MAX_N
 from cloud.spc.rules import RULES
 from protocols.errors import ProfileError
-from protocols.yaml_lines import field_name, line_of, load_with_lines, validate_file
+from protocols.yaml_lines import pin_item_problems, validate_file
 
 ChartType = Literal["xbar_r", "xbar_s", "i_mr", "p", "np", "c", "u"]
 RULE_SETS: dict[str, tuple[str, ...]] = {
@@ -155,38 +154,13 @@ class ChartsFile(BaseModel):
         return self
 
 
-_CHART_PROBLEM = re.compile(r"^(?:Value error, )?(?P<field>[a-z_]+): (?P<rest>.*)$", re.DOTALL)
-
-
 def load_charts_file(path: str | Path) -> tuple[ChartSpec, ...]:
     """The charts of a YAML file; a ``ProfileError`` names the file, line and field of a mistake."""
     path = Path(path)
     try:
         return tuple(validate_file(ChartsFile, path).charts)
     except ProfileError as error:
-        raise _pinned(error, path) from None
-
-
-def _pinned(error: ProfileError, path: Path) -> ProfileError:
-    """Point a chart-level problem ("charts[2]: usl: ...") at the line of the field it names."""
-    try:
-        _data, lines = load_with_lines(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, ProfileError):
-        return error
-    problems: list[tuple[int | None, str, str]] = []
-    for line, name, message in error.problems:
-        found = re.fullmatch(r"charts\[(\d+)\]", name)
-        if found is None:
-            problems.append((line, name, message))
-            continue
-        for part in message.removeprefix("Value error, ").split("; "):
-            match = _CHART_PROBLEM.match(part)
-            if match is None:
-                problems.append((line, name, part))
-                continue
-            loc = ("charts", int(found[1]), match["field"])
-            problems.append((line_of(lines, loc), field_name(loc), match["rest"]))
-    return ProfileError(error.source, problems)
+        raise pin_item_problems(error, path, "charts") from None
 
 
 __all__ = [
