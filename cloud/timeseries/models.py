@@ -69,7 +69,8 @@ class TsLatest(Base):
 
 class TsMinute(Base):
     """The good numeric samples of one series in one minute, rolled up: how many, and the
-    smallest and largest with the earliest time each was seen (maintained by the ingest writer).
+    smallest and largest with the earliest time each was seen (kept by ``SqlTimeSeriesStore``
+    with the samples: ``cloud.timeseries.rollup``).
 
     ``minute_ms`` is the sample time floored to a multiple of 60,000. Only samples of quality
     good with a numeric value count: the same filter as the chart query.
