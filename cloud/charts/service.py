@@ -10,10 +10,11 @@ of the candidates with Largest-Triangle-Three-Buckets (``cloud.charts.downsample
 Buckets at least ``ROLLUP_MIN_BUCKET_MS`` wide are read from the per-minute roll-up
 ``ts_minute`` instead (one row a minute: count, min and max with their times, kept by the SQL
 time-series store: ``cloud.timeseries.rollup``) for the whole minutes of the window, and from
-``ts_sample`` for the partial minutes at either end. There a minute belongs, whole, to the bucket its start (or the window's
-start) falls in; so the points equal the raw path's when the bucket edges fall on minutes, and
-otherwise differ only in which of two neighbouring buckets a straddling minute's extremes go to.
-Every point is still a real sample, spikes included, and ``raw_count`` the same.
+``ts_sample`` for the partial minutes at either end. There a minute belongs, whole, to the
+bucket its start (or the window's start) falls in; so the points equal the raw path's when the
+bucket edges fall on minutes, and otherwise differ only in which of two neighbouring buckets a
+straddling minute's extremes go to. Every point is still a real sample, spikes included, and
+``raw_count`` the same.
 """
 
 from __future__ import annotations
