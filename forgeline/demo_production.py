@@ -36,20 +36,25 @@ def call_api(api: str, method: str, path: str, body: dict[str, Any] | None = Non
     return json.loads(raw) if raw and raw[:1] in (b"{", b"[") else raw
 
 
-def _machine_id(api: str, timeout_s: float) -> int | None:
+def wait_for_machine(
+    api: str, device: str, timeout_s: float, stop: threading.Event | None = None
+) -> int | None:
+    """The id of the machine of ``device`` once the cloud has seen it (None after ``timeout_s``
+    or when ``stop`` is set)."""
+    waiting = stop or threading.Event()
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not waiting.is_set():
         for machine in call_api(api, "GET", "/machines"):
-            if machine["device"] == MACHINE:
+            if machine["device"] == device:
                 return int(machine["id"])
-        time.sleep(0.5)
+        waiting.wait(0.5)
     return None
 
 
 def start_order(api: str, timeout_s: float = 30.0) -> int | None:
     """Master data, a released order with a staged lot, its operation started; the order id
     (None when the demo plant has no breaker cell)."""
-    machine_id = _machine_id(api, timeout_s)
+    machine_id = wait_for_machine(api, MACHINE, timeout_s)
     if machine_id is None:
         log.warning("demo production: no machine %s seen; no work order started", MACHINE)
         return None

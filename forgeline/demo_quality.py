@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
-from forgeline.demo_production import call_api
+from forgeline.demo_production import call_api, wait_for_machine
 from protocols.clock import now_ms
 
 log = logging.getLogger(__name__)
@@ -73,16 +72,6 @@ def baseline_s(duration_s: float | None) -> float:
     return BASELINE_S if duration_s is None else min(BASELINE_S, duration_s / 3)
 
 
-def _machine_id(api: str, device: str, stop: threading.Event, timeout_s: float) -> int | None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not stop.is_set():
-        for machine in call_api(api, "GET", "/machines"):
-            if machine["device"] == device:
-                return int(machine["id"])
-        stop.wait(0.5)
-    return None
-
-
 def _specification() -> tuple[float | None, float | None]:
     """The monitored parameter's engineering limits from press-01's device profile."""
     from device_profiles import profile_path
@@ -128,7 +117,7 @@ class QualityStarter(threading.Thread):
 
     def run(self) -> None:
         try:
-            machine_id = _machine_id(self.api, MACHINE, self._stop_waiting, 30.0)
+            machine_id = wait_for_machine(self.api, MACHINE, 30.0, self._stop_waiting)
             if machine_id is None:
                 log.warning("demo quality: no machine %s seen; no SPC chart defined", MACHINE)
                 return

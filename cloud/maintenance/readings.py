@@ -22,9 +22,10 @@ from cloud.db import table_of
 from cloud.errors import NotFound
 from cloud.maintenance.condition_config import TemperatureWatch
 from cloud.timeseries.models import TsSeries
+from protocols.profile import WAVEFORM_FEATURES
 
-FEATURE_SUFFIXES = ("rms", "peak", "crest_factor", "kurtosis")
-_NOT_OVERALL = ("_peak", "_crest_factor", "_kurtosis")
+FEATURE_SUFFIXES: tuple[str, ...] = WAVEFORM_FEATURES
+_NOT_OVERALL = tuple(f"_{suffix}" for suffix in FEATURE_SUFFIXES if suffix != "rms")
 
 _machine = table_of(Machine)
 _series = table_of(TsSeries)

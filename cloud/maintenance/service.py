@@ -70,12 +70,12 @@ from cloud.maintenance.signals import (
     temperature_alarm,
     zone_alarms,
 )
-from cloud.maintenance.suggestions import due_after, suggest
+from cloud.maintenance.suggestions import HOUR_MS, due_after, suggest
 from cloud.maintenance.temperature import TemperatureTrend, temperature_trend
+from cloud.maintenance.trend import MIN_POINTS, fit_linear
 from cloud.maintenance.zones import VibrationClass, load_vibration_classes, zone_of
 from cloud.production.parameters import series_url
 
-HOUR_MS = 3_600_000
 ZONE_ALARMED = ("C", "D")
 # one stored assessment per machine, metric, signal and newest sample (the unique constraint)
 ONE_PER_DATA = ("machine_id", "metric", "signal", "data_to_ms")
@@ -391,16 +391,9 @@ def _feature_trend(
 
 def _slope_per_h(ts_ms: Sequence[int], values: Sequence[float]) -> float | None:
     """Least-squares slope of the trend points, per hour (None below 3 points or no time span)."""
-    n = len(ts_ms)
-    if n < 3:
+    if len(ts_ms) < MIN_POINTS or min(ts_ms) == max(ts_ms):
         return None
-    mean_t = sum(ts_ms) / n
-    mean_v = sum(values) / n
-    sxx = sum((t - mean_t) ** 2 for t in ts_ms)
-    if sxx == 0:
-        return None
-    sxy = sum((t - mean_t) * (v - mean_v) for t, v in zip(ts_ms, values, strict=True))
-    return sxy / sxx * HOUR_MS
+    return fit_linear([t / HOUR_MS for t in ts_ms], values).slope
 
 
 def _rul_json(rul: RulEstimate | None) -> dict[str, Any] | None:
